@@ -1,0 +1,401 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"berth/configs"
+	"berth/docker"
+	"berth/statestore"
+	"berth/supervisor"
+)
+
+// Options are the process-level inputs of an Agent besides its config.
+type Options struct {
+	Logger  zerolog.Logger
+	Version string           // berth's own version, reported by the API
+	Clock   supervisor.Clock // nil = real time
+	// Getenv reads BERTH_TOKEN; nil = os.Getenv.
+	Getenv func(string) string
+}
+
+// Agent is one running berth: store, engine client, listeners and the
+// supervisor tree. Create it with New, run it once with Run.
+type Agent struct {
+	cfg     *configs.Config
+	opts    Options
+	log     zerolog.Logger
+	clock   supervisor.Clock
+	store   *statestore.Store
+	engine  *docker.Client
+	dir     *directory
+	watcher *watcher
+	prober  *Prober
+	shared  *shared
+
+	apiListener   net.Listener
+	proxyListener net.Listener
+	token         string
+
+	started    time.Time
+	reconciled atomic.Bool
+	draining   atomic.Bool
+}
+
+// New opens the store, prepares the engine client and binds both listeners,
+// so configuration and port problems surface before anything runs.
+func New(cfg *configs.Config, opts Options) (a *Agent, err error) {
+	if opts.Clock == nil {
+		opts.Clock = supervisor.RealClock()
+	}
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	a = &Agent{cfg: cfg, opts: opts, log: opts.Logger, clock: opts.Clock, dir: &directory{}, prober: NewProber(), started: time.Now()}
+	defer func() {
+		if err != nil {
+			a.closeAll()
+		}
+	}()
+	if a.token, err = loadToken(cfg.Agent.API.TokenFile, opts.Getenv); err != nil {
+		return nil, err
+	}
+	if a.token == "" {
+		if !isLoopbackAddr(cfg.Agent.API.Listen) {
+			return nil, fmt.Errorf("api.listen %s is not loopback: set api.token_file or BERTH_TOKEN", cfg.Agent.API.Listen)
+		}
+		a.log.Warn().Msg("admin API has no token; it is reachable from this host only")
+	}
+	if err := os.MkdirAll(cfg.Agent.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir %s: %w", cfg.Agent.DataDir, err)
+	}
+	a.store, err = statestore.Open(filepath.Join(cfg.Agent.DataDir, "state"), statestore.Options{})
+	if err != nil {
+		return nil, err
+	}
+	a.engine, err = docker.New(docker.Options{Host: cfg.Agent.DockerHost})
+	if err != nil {
+		return nil, err
+	}
+	if a.apiListener, err = net.Listen("tcp", cfg.Agent.API.Listen); err != nil {
+		return nil, fmt.Errorf("api.listen %s: %w", cfg.Agent.API.Listen, err)
+	}
+	if a.proxyListener, err = net.Listen("tcp", cfg.Agent.Proxy.Listen); err != nil {
+		return nil, fmt.Errorf("proxy.listen %s: %w", cfg.Agent.Proxy.Listen, err)
+	}
+	a.watcher = &watcher{agentID: cfg.Agent.ID, engine: a.engine, store: a.store, dir: a.dir, clock: a.clock,
+		rand: rand.Float64, log: a.log.With().Str(fieldComponent, "docker").Logger(), relist: 30 * time.Second}
+	a.shared = &shared{
+		agentID:   cfg.Agent.ID,
+		agent:     cfg.Agent,
+		engine:    a.engine,
+		store:     a.store,
+		prober:    a.prober,
+		clock:     a.clock,
+		rand:      rand.Float64,
+		log:       a.log,
+		proxyBase: "http://" + a.proxyListener.Addr().String(),
+		dockerUp:  a.watcher.dockerUp,
+	}
+	return a, nil
+}
+
+// APIAddr is the bound admin API address (host:port).
+func (a *Agent) APIAddr() string { return a.apiListener.Addr().String() }
+
+// ProxyAddr is the bound stable-endpoint address (host:port).
+func (a *Agent) ProxyAddr() string { return a.proxyListener.Addr().String() }
+
+func loadToken(path string, getenv func(string) string) (string, error) {
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("api.token_file: %w", err)
+		}
+		token := strings.TrimSpace(string(b))
+		if token == "" {
+			return "", fmt.Errorf("api.token_file %s is empty", path)
+		}
+		return token, nil
+	}
+	return strings.TrimSpace(getenv("BERTH_TOKEN")), nil
+}
+
+func isLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Run supervises until ctx ends, then shuts down: the API reports draining,
+// services stop, and challenge containers keep running unless
+// agent.shutdown is "stop". Run closes the store and listeners before returning.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.closeAll()
+	root := supervisor.New(supervisor.Spec{Name: "berth", Clock: a.clock, EventHook: a.logSupervisorEvent})
+	api := &adminAPI{dir: a.dir, store: a.store, token: a.token, log: a.log.With().Str(fieldComponent, "api").Logger(),
+		ready: a.readiness, health: a.healthReport, started: a.started}
+	services := []struct {
+		name string
+		svc  supervisor.Service
+	}{
+		{"docker-watcher", a.watcher},
+		{"admin-api", &httpService{name: "admin api", listener: a.apiListener, handler: api.routes(), log: a.log}},
+		{"proxy", &httpService{name: "proxy", listener: a.proxyListener, handler: newProxy(a.dir, a.log.With().Str(fieldComponent, "proxy").Logger()), log: a.log, longRequests: true}},
+		{"reconciler", supervisor.ServiceFunc(func(ctx context.Context) error { return a.reconcile(ctx, root) })},
+	}
+	for _, s := range services {
+		if _, err := root.Add(s.name, s.svc); err != nil {
+			return err
+		}
+	}
+	a.log.Info().Str("agent_id", a.cfg.Agent.ID).Str("api", a.APIAddr()).Str("proxy", a.ProxyAddr()).
+		Str("docker_host", a.engine.Host()).Int("challenges", len(a.cfg.Challenges)).Msg("berth starting")
+
+	rootCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- root.Serve(rootCtx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	a.draining.Store(true)
+	a.log.Info().Str("shutdown", a.cfg.Agent.Shutdown).Msg("berth stopping")
+	cancel()
+	err := <-done
+	a.log.Info().Msg("berth stopped")
+	return err
+}
+
+func (a *Agent) closeAll() {
+	for _, l := range []net.Listener{a.apiListener, a.proxyListener} {
+		if l != nil {
+			l.Close()
+		}
+	}
+	if a.store != nil {
+		if err := a.store.Close(); err != nil {
+			a.log.Error().Err(err).Msg("close state store")
+		}
+	}
+	if a.engine != nil {
+		a.engine.Close()
+	}
+}
+
+func (a *Agent) logSupervisorEvent(e supervisor.Event) {
+	switch ev := e.(type) {
+	case supervisor.EventServiceFailed:
+		l := a.log.Error().Str("service", ev.Service).Err(ev.Err).Int("failures", ev.Failures)
+		if ev.Panic {
+			l = l.Str("stack", ev.Stack)
+		}
+		l.Msg("service failed")
+	case supervisor.EventStopTimeout:
+		a.log.Warn().Str("service", ev.Service).Msg("service slow to stop")
+	default:
+		a.log.Debug().Msg(e.String())
+	}
+}
+
+// reconcile brings desired state (the config's challenges) to life once the
+// engine answers: network first, then one supervised service per challenge.
+func (a *Agent) reconcile(ctx context.Context, root *supervisor.Supervisor) error {
+	for !a.watcher.dockerUp() {
+		t := a.clock.NewTimer(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C():
+		}
+	}
+	labels := docker.OwnerLabels(a.cfg.Agent.ID)
+	if err := a.engine.EnsureNetwork(ctx, a.cfg.Agent.Network, labels); err != nil {
+		return fmt.Errorf("ensure network %s: %w", a.cfg.Agent.Network, err)
+	}
+	for _, spec := range a.cfg.Challenges {
+		if err := a.register(spec, "config"); err != nil {
+			return err
+		}
+		h := newChallengeHandle(spec.Name)
+		a.dir.put(h)
+		if _, err := root.Add("challenge/"+spec.Name, newChallenge(a.shared, h, spec)); err != nil {
+			return err
+		}
+	}
+	a.reconciled.Store(true)
+	a.log.Info().Int("challenges", len(a.cfg.Challenges)).Msg("reconciled")
+	return nil
+}
+
+// register stores a challenge's desired spec before it is acted on.
+func (a *Agent) register(spec configs.Challenge, source string) error {
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	return a.store.Update(func(tx *statestore.Tx) error {
+		prev, ok, err := tx.GetSpec(spec.Name)
+		if err != nil {
+			return err
+		}
+		hash := spec.SpecHash()
+		if ok && prev.SpecHash == hash {
+			return nil
+		}
+		if err := tx.PutSpec(statestore.SpecRecord{Name: spec.Name, Source: source, Spec: raw, SpecHash: hash, Applied: raw, UpdatedAt: a.clock.Now()}); err != nil {
+			return err
+		}
+		if !ok {
+			ev, err := tx.AppendEvent(statestore.Event{Type: "registered", Challenge: spec.Name, Version: spec.Version, Message: "registered from " + source})
+			if err != nil {
+				return err
+			}
+			logEvent(a.log.With().Str(fieldChallenge, spec.Name).Logger(), ev)
+		}
+		return nil
+	})
+}
+
+// readiness is /readyz: engine reachable, store open, first reconcile done.
+func (a *Agent) readiness() (bool, map[string]string) {
+	components := map[string]string{"docker": "ok", "statestore": "ok", "reconcile": "ok", "agent": "ok"}
+	ok := true
+	if !a.watcher.dockerUp() {
+		components["docker"], ok = "unreachable", false
+	}
+	if err := a.store.Check(); err != nil {
+		components["statestore"], ok = err.Error(), false
+	}
+	if !a.reconciled.Load() {
+		components["reconcile"], ok = "pending", false
+	}
+	if a.draining.Load() {
+		components["agent"], ok = "draining", false
+	}
+	return ok, components
+}
+
+type componentHealth struct {
+	Status  string `json:"status"`
+	Message string `json:"message,omitempty"`
+}
+
+type healthReport struct {
+	Status             string                     `json:"status"`
+	Ready              bool                       `json:"ready"`
+	Version            string                     `json:"version"`
+	UptimeSecs         int64                      `json:"uptime_secs"`
+	Components         map[string]componentHealth `json:"components"`
+	ActiveChallenges   int                        `json:"active_challenges"`
+	CheckpointSequence uint64                     `json:"checkpoint_sequence"`
+}
+
+// healthReport is /v1/health; the challenges component counts toward the
+// overall status and "unknown" never reads as healthy.
+func (a *Agent) healthReport() healthReport {
+	ready, _ := a.readiness()
+	r := healthReport{Ready: ready, Version: a.opts.Version, UptimeSecs: int64(time.Since(a.started).Seconds()),
+		Components: map[string]componentHealth{}}
+	if a.watcher.dockerUp() {
+		r.Components["docker"] = componentHealth{Status: "healthy"}
+	} else {
+		r.Components["docker"] = componentHealth{Status: "unhealthy", Message: "docker engine unreachable"}
+	}
+	if err := a.store.Check(); err != nil {
+		r.Components["statestore"] = componentHealth{Status: "unhealthy", Message: err.Error()}
+	} else {
+		r.Components["statestore"] = componentHealth{Status: "healthy"}
+	}
+	total, healthy := 0, 0
+	var notHealthy []string
+	for _, h := range a.dir.list() {
+		st := h.status.Load()
+		total++
+		if st.Health == HealthHealthy {
+			healthy++
+			r.ActiveChallenges++
+		} else {
+			notHealthy = append(notHealthy, st.Name+"="+string(st.Health))
+		}
+	}
+	switch {
+	case total == healthy:
+		r.Components["challenges"] = componentHealth{Status: "healthy", Message: fmt.Sprintf("%d/%d healthy", healthy, total)}
+	case healthy == 0:
+		r.Components["challenges"] = componentHealth{Status: "unhealthy", Message: strings.Join(notHealthy, ", ")}
+	default:
+		r.Components["challenges"] = componentHealth{Status: "degraded", Message: strings.Join(notHealthy, ", ")}
+	}
+	r.Status = "healthy"
+	for _, c := range r.Components {
+		if c.Status == "unhealthy" {
+			r.Status = "unhealthy"
+			break
+		}
+		if c.Status != "healthy" {
+			r.Status = "degraded"
+		}
+	}
+	return r
+}
+
+// httpService serves one listener until ctx ends, then shuts down gracefully.
+type httpService struct {
+	name         string
+	listener     net.Listener
+	handler      http.Handler
+	log          zerolog.Logger
+	longRequests bool // proxied requests may run long; no write timeout
+}
+
+func (s *httpService) Serve(ctx context.Context) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          nil,
+	}
+	if !s.longRequests {
+		srv.ReadTimeout = 30 * time.Second
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(s.listener) }()
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("%s: %w", s.name, err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+	}
+	<-errc
+	return nil
+}

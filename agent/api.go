@@ -1,0 +1,207 @@
+package agent
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"berth/statestore"
+)
+
+// APIError is the one error type of the admin API; handlers return it and
+// serveAPI renders it as {"error","code"}.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+func apiErr(status int, code, msg string) *APIError {
+	return &APIError{Status: status, Code: code, Message: msg}
+}
+
+type apiHandler func(w http.ResponseWriter, r *http.Request) error
+
+// adminAPI serves the admin endpoints. It reads challenge status snapshots
+// and the store; it never touches a challenge's state directly.
+type adminAPI struct {
+	dir     *directory
+	store   *statestore.Store
+	token   string
+	log     zerolog.Logger
+	ready   func() (bool, map[string]string)
+	health  func() healthReport
+	started time.Time
+}
+
+func (a *adminAPI) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.Handle("GET /v1/health", a.handle(a.getHealth))
+	mux.Handle("GET /v1/challenges", a.handle(a.listChallenges))
+	mux.Handle("GET /v1/challenges/{name}", a.handle(a.getChallenge))
+	mux.Handle("GET /v1/events", a.handle(a.events))
+	mux.Handle("/v1/", a.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return apiErr(http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+	}))
+	return mux
+}
+
+// handle applies auth and renders errors centrally.
+func (a *adminAPI) handle(h apiHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := a.authorize(r)
+		if err == nil {
+			r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+			err = h(w, r)
+		}
+		if err == nil {
+			return
+		}
+		var apiError *APIError
+		if !errors.As(err, &apiError) {
+			a.log.Error().Err(err).Str("path", r.URL.Path).Msg("admin api request failed")
+			apiError = apiErr(http.StatusInternalServerError, "internal", "internal error; see berth's log")
+		}
+		writeJSONError(w, apiError.Status, apiError.Code, apiError.Message, 0)
+	})
+}
+
+func (a *adminAPI) authorize(r *http.Request) error {
+	if a.token == "" {
+		return nil
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
+		return apiErr(http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token")
+	}
+	return nil
+}
+
+func (a *adminAPI) readyz(w http.ResponseWriter, r *http.Request) {
+	ok, components := a.ready()
+	status := http.StatusOK
+	body := map[string]any{"status": "ready", "components": components}
+	if !ok {
+		status = http.StatusServiceUnavailable
+		body["status"] = "not_ready"
+		if components["agent"] == "draining" {
+			body["status"] = "draining"
+		}
+	}
+	writeJSON(w, status, body)
+}
+
+func (a *adminAPI) getHealth(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, a.health())
+	return nil
+}
+
+func (a *adminAPI) listChallenges(w http.ResponseWriter, r *http.Request) error {
+	out := []*ChallengeStatus{}
+	for _, h := range a.dir.list() {
+		out = append(out, h.status.Load())
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *adminAPI) getChallenge(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	h := a.dir.get(name)
+	if h == nil {
+		return apiErr(http.StatusNotFound, "unknown_challenge", "no challenge named "+quote(name))
+	}
+	writeJSON(w, http.StatusOK, h.status.Load())
+	return nil
+}
+
+// events streams the event log as NDJSON; with follow=true it keeps the
+// response open and streams new events until the client leaves.
+func (a *adminAPI) events(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	var since uint64
+	if s := q.Get("since"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return apiErr(http.StatusBadRequest, "bad_request", "since must be an event sequence number, got "+quote(s))
+		}
+		since = n
+	}
+	follow := false
+	if f := q.Get("follow"); f != "" {
+		b, err := strconv.ParseBool(f)
+		if err != nil {
+			return apiErr(http.StatusBadRequest, "bad_request", "follow must be true or false, got "+quote(f))
+		}
+		follow = b
+	}
+	challenge := q.Get("challenge")
+	var sub *statestore.Subscription
+	if follow {
+		// Subscribe before reading history so nothing falls in between.
+		sub = a.store.Subscribe(256)
+		defer sub.Close()
+	}
+	history, err := a.store.Events(statestore.EventQuery{Since: since, Challenge: challenge})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	last := since
+	for _, ev := range history {
+		_ = enc.Encode(ev)
+		last = ev.Seq
+	}
+	if !follow {
+		return nil
+	}
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	for {
+		select {
+		case <-r.Context().Done():
+			return nil
+		case ev, ok := <-sub.C:
+			if !ok {
+				return nil
+			}
+			if ev.Seq <= last {
+				continue
+			}
+			batch := []statestore.Event{ev}
+			if ev.Seq > last+1 {
+				// The subscription dropped events; fill the gap from the log.
+				batch, err = a.store.Events(statestore.EventQuery{Since: last})
+				if err != nil {
+					return nil
+				}
+			}
+			for _, e := range batch {
+				last = e.Seq
+				if challenge != "" && e.Challenge != challenge {
+					continue
+				}
+				_ = enc.Encode(e)
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+	}
+}

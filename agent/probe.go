@@ -1,0 +1,104 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// maxHealthBody caps how much of a health response berth reads.
+const maxHealthBody = 64 << 10
+
+// Prober runs HTTP health probes. One Prober is shared by all challenges; it
+// holds no per-challenge state.
+type Prober struct {
+	client *http.Client
+}
+
+// NewProber returns a prober whose connections are not kept alive between
+// probes, so a hung container cannot pin sockets.
+func NewProber() *Prober {
+	return &Prober{client: &http.Client{
+		Transport: &http.Transport{
+			DisableKeepAlives:      true,
+			ResponseHeaderTimeout:  time.Minute,
+			MaxResponseHeaderBytes: 16 << 10,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+// Probe GETs url within timeout. Pass means a 200–399 status and, when the
+// body is JSON with a "status" field, that field is "ok" or "healthy".
+func (p *Prober) Probe(ctx context.Context, url string, timeout time.Duration) ProbeResult {
+	start := time.Now()
+	res := ProbeResult{At: start}
+	err := p.probe(ctx, url, timeout)
+	res.Duration = time.Since(start)
+	if err != nil {
+		res.Err = err.Error()
+		return res
+	}
+	res.Pass = true
+	return res
+}
+
+func (p *Prober) probe(ctx context.Context, url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("User-Agent", "berth-health")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			return fmt.Errorf("no answer within %s", timeout)
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxHealthBody))
+	if err != nil {
+		return fmt.Errorf("reading body: %w", err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 399 {
+		return fmt.Errorf("status %d: %s", resp.StatusCode, snippet(body))
+	}
+	if status, ok := jsonStatus(body); ok {
+		switch strings.ToLower(status) {
+		case "ok", "healthy":
+		default:
+			return fmt.Errorf("status field %q", status)
+		}
+	}
+	return nil
+}
+
+// jsonStatus extracts a top-level "status" string when body is a JSON object.
+func jsonStatus(body []byte) (string, bool) {
+	trimmed := strings.TrimSpace(string(body))
+	if !strings.HasPrefix(trimmed, "{") {
+		return "", false
+	}
+	var doc struct {
+		Status *string `json:"status"`
+	}
+	if json.Unmarshal(body, &doc) != nil || doc.Status == nil {
+		return "", false
+	}
+	return *doc.Status, true
+}
+
+func snippet(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}

@@ -1,0 +1,144 @@
+package agent
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"berth/docker"
+	"berth/statestore"
+	"berth/supervisor"
+)
+
+// watcher keeps berth's view of the engine current: it pings, re-lists the
+// agent's containers, streams their events to the owning challenges and
+// reconnects with backoff whenever the stream breaks.
+type watcher struct {
+	agentID  string
+	engine   Engine
+	store    *statestore.Store
+	dir      *directory
+	clock    supervisor.Clock
+	rand     func() float64
+	log      zerolog.Logger
+	relist   time.Duration // safety-net full re-list period
+	up       atomic.Bool   // engine reachable
+	everDown atomic.Bool   // reported a disconnect since the last reconnect
+}
+
+// dockerUp reports whether the engine answered recently.
+func (w *watcher) dockerUp() bool { return w.up.Load() }
+
+// Serve runs until ctx ends; it never gives up on the engine.
+func (w *watcher) Serve(ctx context.Context) error {
+	backoff := supervisor.Backoff{Initial: 200 * time.Millisecond, Max: 10 * time.Second, Multiplier: 2, Jitter: 0.2}
+	attempt := 0
+	for {
+		err := w.watchOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		w.setDown(err)
+		attempt++
+		if attempt == 1 || attempt%20 == 0 {
+			w.log.Warn().Err(err).Int("attempt", attempt).Msg("docker engine unreachable; retrying")
+		}
+		if !w.sleep(ctx, backoff.Delay(attempt, w.rand())) {
+			return nil
+		}
+		if w.up.Load() {
+			attempt = 0
+		}
+	}
+}
+
+func (w *watcher) sleep(ctx context.Context, d time.Duration) bool {
+	t := w.clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C():
+		return true
+	}
+}
+
+func (w *watcher) setDown(err error) {
+	if w.up.Swap(false) {
+		w.everDown.Store(true)
+		ev, serr := w.store.AppendEvent(statestore.Event{Type: "docker_disconnected", Message: "docker engine unreachable", Error: errString(err)})
+		if serr != nil {
+			ev = statestore.Event{Type: "docker_disconnected", Error: errString(err)}
+		}
+		logEvent(w.log, ev)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// watchOnce is one connection: ping, subscribe, list, then stream events
+// with a periodic re-list until something fails.
+func (w *watcher) watchOnce(ctx context.Context) error {
+	if _, err := w.engine.Ping(ctx); err != nil {
+		return err
+	}
+	streamCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Subscribe before listing so nothing happening in between is missed.
+	events, errs := w.engine.Events(streamCtx, docker.OwnerLabels(w.agentID))
+	if err := w.relistAll(ctx); err != nil {
+		return err
+	}
+	if !w.up.Swap(true) && w.everDown.Swap(false) {
+		ev, err := w.store.AppendEvent(statestore.Event{Type: "docker_reconnected", Message: "docker engine reachable again"})
+		if err == nil {
+			logEvent(w.log, ev)
+		}
+	}
+	ticker := w.clock.NewTimer(w.relist)
+	defer func() { ticker.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ev, ok := <-events:
+			if !ok {
+				return <-errs
+			}
+			if h := w.dir.get(ev.Challenge()); h != nil {
+				h.send(msgContainerEvent{ev: ev})
+			}
+		case err := <-errs:
+			return err
+		case <-ticker.C():
+			if err := w.relistAll(ctx); err != nil {
+				return err
+			}
+			ticker = w.clock.NewTimer(w.relist)
+		}
+	}
+}
+
+// relistAll sends every challenge the engine's current list of its containers.
+func (w *watcher) relistAll(ctx context.Context) error {
+	list, err := w.engine.List(ctx, docker.OwnerLabels(w.agentID))
+	if err != nil {
+		return err
+	}
+	byChallenge := map[string][]docker.Container{}
+	for _, ct := range list {
+		name := ct.Labels[docker.LabelChallenge]
+		byChallenge[name] = append(byChallenge[name], ct)
+	}
+	for _, h := range w.dir.list() {
+		h.send(msgContainerList{containers: byChallenge[h.name]})
+	}
+	return nil
+}

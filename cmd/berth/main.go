@@ -1,0 +1,150 @@
+// Command berth supervises challenge containers beside a Docker Engine.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"berth/agent"
+	"berth/configs"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// Exit codes: 0 success, 1 the operation failed, 2 usage or validation error.
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitInvalid = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitInvalid
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "config":
+		if len(args) >= 2 && args[1] == "validate" {
+			return cmdValidate(args[2:], stdout, stderr)
+		}
+		fmt.Fprintln(stderr, "usage: berth config validate PATH")
+		return exitInvalid
+	case "version", "--version":
+		fmt.Fprintln(stdout, "berth", version)
+		return exitOK
+	case "help", "-h", "--help":
+		usage(stdout)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "berth: unknown command %q\n", args[0])
+		usage(stderr)
+		return exitInvalid
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  berth run --config PATH [--data-dir DIR] [--log-format json|console] [--log-level LEVEL]
+  berth config validate PATH
+  berth version
+`)
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: berth config validate PATH")
+		return exitInvalid
+	}
+	cfg, err := configs.Load(args[0])
+	if err == nil {
+		_, err = configs.LoadChallengeDirs(cfg)
+	}
+	if err != nil {
+		printConfigError(stderr, err)
+		return exitInvalid
+	}
+	fmt.Fprintln(stdout, "ok")
+	return exitOK
+}
+
+func printConfigError(w io.Writer, err error) {
+	var errs configs.Errors
+	if errors.As(err, &errs) {
+		for _, e := range errs {
+			fmt.Fprintln(w, e.Error())
+		}
+		return
+	}
+	fmt.Fprintln(w, err)
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "config file (YAML)")
+	dataDir := fs.String("data-dir", "", "override agent.data_dir")
+	logFormat := fs.String("log-format", "", "json or console (overrides agent.log.format)")
+	logLevel := fs.String("log-level", "", "trace, debug, info, warn or error (overrides agent.log.level)")
+	if err := fs.Parse(args); err != nil {
+		return exitInvalid
+	}
+	if *configPath == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: berth run --config PATH [--data-dir DIR] [--log-format json|console] [--log-level LEVEL]")
+		return exitInvalid
+	}
+	cfg, err := configs.Load(*configPath)
+	if err == nil {
+		err = configs.ApplyEnv(cfg, os.Getenv)
+	}
+	if err != nil {
+		printConfigError(stderr, err)
+		return exitInvalid
+	}
+	if *dataDir != "" {
+		cfg.Agent.DataDir = *dataDir
+	}
+	if *logFormat != "" {
+		cfg.Agent.Log.Format = *logFormat
+	}
+	if *logLevel != "" {
+		cfg.Agent.Log.Level = *logLevel
+	}
+	dirChallenges, err := configs.LoadChallengeDirs(cfg)
+	if err != nil {
+		printConfigError(stderr, err)
+		return exitInvalid
+	}
+	cfg.Challenges = append(cfg.Challenges, dirChallenges...)
+	log, err := agent.NewLogger(stdout, cfg.Agent.Log.Level, cfg.Agent.Log.Format)
+	if err != nil {
+		fmt.Fprintln(stderr, "berth:", err)
+		return exitInvalid
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := agent.New(cfg, agent.Options{Logger: log, Version: version})
+	if err != nil {
+		log.Error().Err(err).Msg("berth cannot start")
+		fmt.Fprintln(stderr, "berth:", err)
+		return exitFailed
+	}
+	if err := a.Run(ctx); err != nil {
+		log.Error().Err(err).Msg("berth failed")
+		return exitFailed
+	}
+	return exitOK
+}

@@ -1,0 +1,52 @@
+// Package configs defines berth's configuration: the types other packages code
+// against, YAML loading with built-in defaults, and validation whose errors name
+// the file, line and key.
+//
+// # Loading and merging
+//
+// [Load] reads a file (at most 1 MiB) and [Parse] decodes it strictly: unknown
+// keys, duplicate keys and values of the wrong type are errors, each carrying
+// the line and dotted key (for example challenges[0].health.interval). Top-level
+// keys starting with "x-" are ignored so they can hold YAML anchors that
+// challenges reuse with merge keys (<<: *common); merged mappings layer field
+// by field, like defaults do.
+//
+// Values are layered field by field: the built-in defaults (see
+// [BuiltinDefaults] and [BuiltinAgent]), then the file's defaults section, then
+// each challenge entry. A challenge that sets only health.path keeps every other
+// health default. Lists and maps given in a layer replace the inherited value
+// whole; they are never appended to and never shared between challenges.
+//
+// # Paths
+//
+// Relative paths in agent.data_dir, agent.challenge_dirs, agent.api.token_file
+// and challenges[].secret_env_files are resolved against the directory of the
+// file that holds them, so a config works the same whatever the working
+// directory of the process. Paths arriving through the API must be absolute.
+//
+// # Environment
+//
+// [ApplyEnv] lets non-empty environment variables override agent settings after
+// loading (relative paths in them are taken as given, i.e. relative to the
+// working directory):
+//
+//	BERTH_AGENT_ID        agent.id
+//	BERTH_DATA_DIR        agent.data_dir
+//	BERTH_DOCKER_HOST     agent.docker_host
+//	BERTH_NETWORK         agent.network
+//	BERTH_REACH           agent.reach
+//	BERTH_API_LISTEN      agent.api.listen
+//	BERTH_API_TOKEN_FILE  agent.api.token_file
+//	BERTH_PROXY_LISTEN    agent.proxy.listen
+//	BERTH_LOG_LEVEL       agent.log.level
+//	BERTH_LOG_FORMAT      agent.log.format
+//
+// # Errors
+//
+// Every loading and validation failure is returned as [Errors], a list of
+// [FieldError] rendered one per line as "file:line: key: message". All problems
+// are reported at once, not just the first.
+//
+// Validation is pure: it never touches the file system, Docker or a registry.
+// Token and secret files are read by the code that uses them.
+package configs

@@ -1,0 +1,23 @@
+package docker
+
+// Label keys berth writes on every object it creates; ownership is decided by
+// these labels plus the container IDs recorded in the state store.
+const (
+	LabelManaged   = "io.berth.managed"
+	LabelAgent     = "io.berth.agent"
+	LabelChallenge = "io.berth.challenge"
+	LabelVersion   = "io.berth.version"
+	LabelSlot      = "io.berth.slot"
+	LabelSpecHash  = "io.berth.spec-hash"
+)
+
+// OwnerLabels are the labels that select everything one agent owns.
+func OwnerLabels(agentID string) map[string]string {
+	return map[string]string{LabelManaged: "true", LabelAgent: agentID}
+}
+
+// ContainerName is deterministic per agent, challenge and slot so the engine
+// itself refuses a duplicate.
+func ContainerName(agentID, challenge, slot string) string {
+	return "berth-" + agentID + "-" + challenge + "-" + slot
+}
