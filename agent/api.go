@@ -52,6 +52,7 @@ func (a *adminAPI) routes() http.Handler {
 	mux.Handle("GET /v1/challenges", a.handle(a.listChallenges))
 	mux.Handle("GET /v1/challenges/{name}", a.handle(a.getChallenge))
 	mux.Handle("GET /v1/events", a.handle(a.events))
+	mux.Handle("POST /v1/challenges/{name}/restart", a.handle(a.restartChallenge))
 	mux.Handle("/v1/", a.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return apiErr(http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))
@@ -204,4 +205,31 @@ func (a *adminAPI) events(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
+}
+
+// restartChallenge asks the challenge's goroutine to restart now.
+func (a *adminAPI) restartChallenge(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	h := a.dir.get(name)
+	if h == nil {
+		return apiErr(http.StatusNotFound, "unknown_challenge", "no challenge named "+quote(name))
+	}
+	reply := make(chan error, 1)
+	select {
+	case h.inbox <- msgRestart{reply: reply}:
+	case <-r.Context().Done():
+		return apiErr(http.StatusServiceUnavailable, "busy", "challenge "+name+" did not accept the request")
+	case <-time.After(10 * time.Second):
+		return apiErr(http.StatusServiceUnavailable, "busy", "challenge "+name+" is busy; try again")
+	}
+	select {
+	case err := <-reply:
+		if err != nil {
+			return apiErr(http.StatusConflict, "conflict", err.Error())
+		}
+	case <-time.After(30 * time.Second):
+		return apiErr(http.StatusServiceUnavailable, "busy", "challenge "+name+" is busy; try again")
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"name": name, "status": "restarting"})
+	return nil
 }

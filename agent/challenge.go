@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +28,8 @@ type (
 	msgContainerEvent struct{ ev docker.Event }
 	// msgContainerList is the engine's full list of the challenge's containers.
 	msgContainerList struct{ containers []docker.Container }
+	// msgRestart asks for a restart now; it also clears a give-up.
+	msgRestart struct{ reply chan error }
 )
 
 // slotA is the slot a challenge's first container runs in; swaps use "b".
@@ -33,6 +37,9 @@ const slotA = "a"
 
 // maxSecretSize bounds a secret env file.
 const maxSecretSize = 64 << 10
+
+// maxExitOutput bounds the container output kept with an exit event.
+const maxExitOutput = 1 << 10
 
 // shared holds what every challenge goroutine needs; immutable after New.
 type shared struct {
@@ -636,7 +643,8 @@ func (c *challenge) onProbe(ctx context.Context, r ProbeResult) {
 		c.restartUnhealthy(ctx)
 		return
 	}
-	c.armProbe(c.tracker.NextProbeIn(c.spec.Health))
+	// Probes keep their cadence even when each one takes its full timeout.
+	c.armProbe(max(0, c.tracker.NextProbeIn(c.spec.Health)-r.Duration))
 }
 
 // restartUnhealthy stops a container that stopped answering and schedules its restart.
@@ -660,6 +668,9 @@ func (c *challenge) onMessage(ctx context.Context, msg any) {
 		case "die", "oom", "stop", "kill", "destroy":
 			c.checkContainer(ctx)
 		}
+	case msgRestart:
+		m.reply <- nil
+		c.operatorRestart(ctx)
 	case msgContainerList:
 		if c.current == nil {
 			return
@@ -679,15 +690,15 @@ func (c *challenge) checkContainer(ctx context.Context) {
 	ct, err := c.engine.Inspect(ctx, c.current.ID)
 	switch {
 	case errors.Is(err, docker.ErrNotFound):
-		c.onExit(docker.Container{ID: c.current.ID, ExitCode: -1})
+		c.onExit(ctx, docker.Container{ID: c.current.ID, ExitCode: -1})
 	case err != nil:
 		c.log.Warn().Err(err).Msg("inspect container after event")
 	case !ct.Running:
-		c.onExit(ct)
+		c.onExit(ctx, ct)
 	}
 }
 
-func (c *challenge) onExit(ct docker.Container) {
+func (c *challenge) onExit(ctx context.Context, ct docker.Container) {
 	c.current = nil
 	code := ct.ExitCode
 	c.rec.LastExitCode = &code
@@ -698,11 +709,49 @@ func (c *challenge) onExit(ct docker.Container) {
 	if ct.OOMKilled {
 		ev.Type, ev.OOM, ev.Message = "oom_killed", true, "container killed: out of memory"
 	}
+	if tail := c.lastOutput(ctx, ct.ID); tail != "" {
+		ev.Message += "; last output: " + tail
+	}
 	if before != HealthUnhealthy {
 		c.persist(statestore.Event{Type: "health_changed", ContainerID: ct.ID, Health: string(HealthUnhealthy), From: string(before),
 			To: string(HealthUnhealthy), Error: c.tracker.LastError, Message: "health " + string(before) + " → unhealthy"})
 	}
 	c.scheduleRestart(ev)
+}
+
+// lastOutput returns the end of a container's output for the exit cause,
+// bounded in time and size.
+func (c *challenge) lastOutput(ctx context.Context, id string) string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	rc, err := c.engine.Logs(ctx, id, docker.LogOptions{Tail: 5})
+	if err != nil {
+		return ""
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(io.LimitReader(rc, maxExitOutput))
+	return strings.TrimSpace(strings.ToValidUTF8(string(b), ""))
+}
+
+// operatorRestart restarts now, without backoff, and clears a give-up.
+func (c *challenge) operatorRestart(ctx context.Context) {
+	if c.current != nil {
+		id := c.current.ID
+		c.current = nil
+		if err := c.engine.Stop(ctx, id, c.spec.Restart.StopTimeout); err != nil {
+			c.log.Warn().Err(err).Msg("stop container for restart")
+		}
+	}
+	c.rec.RestartTimes = nil
+	c.rec.RestartAttempt = 0
+	c.rec.Restarts++
+	c.lastErr = ""
+	c.tracker = NewHealthTracker(c.clock.Now())
+	if !c.setLifecycle(Restarting) {
+		return
+	}
+	c.persist(statestore.Event{Type: "restarting", Message: "restart requested by operator"})
+	c.armAction(0)
 }
 
 // scheduleRestart records cause and arms the restart after the challenge's

@@ -22,7 +22,13 @@ type proxy struct {
 	reverse *httputil.ReverseProxy
 }
 
-type upstreamKey struct{}
+// route is what ServeHTTP decided, handed to Rewrite and ErrorHandler.
+type route struct {
+	challenge string
+	target    *url.URL
+}
+
+type routeKey struct{}
 
 func newProxy(dir *directory, log zerolog.Logger) *proxy {
 	transport := &http.Transport{
@@ -35,10 +41,10 @@ func newProxy(dir *directory, log zerolog.Logger) *proxy {
 	p := &proxy{dir: dir, log: log}
 	p.reverse = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
-			target := r.In.Context().Value(upstreamKey{}).(*url.URL)
-			r.SetURL(target)
+			rt := r.In.Context().Value(routeKey{}).(route)
+			r.SetURL(rt.target)
 			r.Out.URL.Path, r.Out.URL.RawPath = r.In.URL.Path, r.In.URL.RawPath
-			r.Out.Host = target.Host
+			r.Out.Host = rt.target.Host
 			r.SetXForwarded()
 		},
 		Transport:     transport,
@@ -47,7 +53,8 @@ func newProxy(dir *directory, log zerolog.Logger) *proxy {
 			if errors.Is(err, context.Canceled) {
 				return // the client left
 			}
-			p.log.Warn().Err(err).Str(fieldChallenge, r.Header.Get("X-Berth-Challenge")).Msg("proxy upstream error")
+			rt, _ := r.Context().Value(routeKey{}).(route)
+			p.log.Warn().Err(err).Str(fieldChallenge, rt.challenge).Msg("proxy upstream error")
 			writeJSONError(w, http.StatusBadGateway, "upstream_error", "challenge container did not answer: "+err.Error(), 0)
 		},
 	}
@@ -55,7 +62,7 @@ func newProxy(dir *directory, log zerolog.Logger) *proxy {
 }
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	name, rest := splitChallengePath(r.URL.Path)
+	name, rest := splitChallengePath(r.URL.EscapedPath())
 	h := p.dir.get(name)
 	if name == "" || h == nil {
 		writeJSONError(w, http.StatusNotFound, "unknown_challenge", "no challenge named "+quote(name), 0)
@@ -72,13 +79,29 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadGateway, "upstream_error", "bad upstream address", 0)
 		return
 	}
-	out := r.Clone(context.WithValue(r.Context(), upstreamKey{}, target))
-	out.URL.Path = rest
-	out.URL.RawPath = ""
+	out := r.Clone(context.WithValue(r.Context(), routeKey{}, route{challenge: name, target: target}))
+	if err := setEscapedPath(out.URL, rest); err != nil {
+		writeJSONError(w, http.StatusBadRequest, "bad_request", "bad request path", 0)
+		return
+	}
 	p.reverse.ServeHTTP(w, out)
 }
 
-// splitChallengePath turns "/name/a/b" into ("name", "/a/b").
+// setEscapedPath keeps escapes like %2F exactly as the client sent them.
+func setEscapedPath(u *url.URL, escaped string) error {
+	path, err := url.PathUnescape(escaped)
+	if err != nil {
+		return err
+	}
+	u.Path, u.RawPath = path, ""
+	if u.EscapedPath() != escaped {
+		u.RawPath = escaped
+	}
+	return nil
+}
+
+// splitChallengePath turns "/name/a/b" into ("name", "/a/b"); it works on
+// the escaped path so the rest is forwarded byte for byte.
 func splitChallengePath(path string) (string, string) {
 	trimmed := strings.TrimPrefix(path, "/")
 	name, rest, found := strings.Cut(trimmed, "/")

@@ -261,6 +261,8 @@ func TestProxyStreamsResponses(t *testing.T) {
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
 	up := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A known length: the proxy must flush on its own, not because the body is chunked.
+		w.Header().Set("Content-Length", "13")
 		io.WriteString(w, "first\n")
 		w.(http.Flusher).Flush()
 		select {
