@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -96,7 +95,7 @@ func New(cfg *configs.Config, opts Options) (a *Agent, err error) {
 		return nil, fmt.Errorf("proxy.listen %s: %w", cfg.Agent.Proxy.Listen, err)
 	}
 	a.watcher = &watcher{agentID: cfg.Agent.ID, engine: a.engine, store: a.store, dir: a.dir, clock: a.clock,
-		rand: rand.Float64, log: a.log.With().Str(fieldComponent, "docker").Logger(), relist: 30 * time.Second}
+		rand: rand.Float64, log: a.log.With().Str(fieldComponent, "docker").Logger(), relist: 30 * time.Second, pingEvery: 5 * time.Second}
 	a.shared = &shared{
 		agentID:   cfg.Agent.ID,
 		agent:     cfg.Agent,
@@ -161,6 +160,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		{"admin-api", &httpService{name: "admin api", listener: a.apiListener, handler: api.routes(), log: a.log}},
 		{"proxy", &httpService{name: "proxy", listener: a.proxyListener, handler: newProxy(a.dir, a.log.With().Str(fieldComponent, "proxy").Logger()), log: a.log, longRequests: true}},
 		{"reconciler", supervisor.ServiceFunc(func(ctx context.Context) error { return a.reconcile(ctx, root) })},
+		{"orphan-reaper", &orphanReaper{agentID: a.cfg.Agent.ID, engine: a.engine, store: a.store, dir: a.dir, clock: a.clock,
+			grace: a.cfg.Agent.OrphanGrace, log: a.log.With().Str(fieldComponent, "orphans").Logger(), ready: a.reconciled.Load}},
 	}
 	for _, s := range services {
 		if _, err := root.Add(s.name, s.svc); err != nil {
@@ -216,66 +217,6 @@ func (a *Agent) logSupervisorEvent(e supervisor.Event) {
 	default:
 		a.log.Debug().Msg(e.String())
 	}
-}
-
-// reconcile brings desired state (the config's challenges) to life once the
-// engine answers: network first, then one supervised service per challenge.
-func (a *Agent) reconcile(ctx context.Context, root *supervisor.Supervisor) error {
-	for !a.watcher.dockerUp() {
-		t := a.clock.NewTimer(100 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C():
-		}
-	}
-	labels := docker.OwnerLabels(a.cfg.Agent.ID)
-	if err := a.engine.EnsureNetwork(ctx, a.cfg.Agent.Network, labels); err != nil {
-		return fmt.Errorf("ensure network %s: %w", a.cfg.Agent.Network, err)
-	}
-	for _, spec := range a.cfg.Challenges {
-		if err := a.register(spec, "config"); err != nil {
-			return err
-		}
-		h := newChallengeHandle(spec.Name)
-		a.dir.put(h)
-		if _, err := root.Add("challenge/"+spec.Name, newChallenge(a.shared, h, spec)); err != nil {
-			return err
-		}
-	}
-	a.reconciled.Store(true)
-	a.log.Info().Int("challenges", len(a.cfg.Challenges)).Msg("reconciled")
-	return nil
-}
-
-// register stores a challenge's desired spec before it is acted on.
-func (a *Agent) register(spec configs.Challenge, source string) error {
-	raw, err := json.Marshal(spec)
-	if err != nil {
-		return err
-	}
-	return a.store.Update(func(tx *statestore.Tx) error {
-		prev, ok, err := tx.GetSpec(spec.Name)
-		if err != nil {
-			return err
-		}
-		hash := spec.SpecHash()
-		if ok && prev.SpecHash == hash {
-			return nil
-		}
-		if err := tx.PutSpec(statestore.SpecRecord{Name: spec.Name, Source: source, Spec: raw, SpecHash: hash, Applied: raw, UpdatedAt: a.clock.Now()}); err != nil {
-			return err
-		}
-		if !ok {
-			ev, err := tx.AppendEvent(statestore.Event{Type: "registered", Challenge: spec.Name, Version: spec.Version, Message: "registered from " + source})
-			if err != nil {
-				return err
-			}
-			logEvent(a.log.With().Str(fieldChallenge, spec.Name).Logger(), ev)
-		}
-		return nil
-	})
 }
 
 // readiness is /readyz: engine reachable, store open, first reconcile done.

@@ -44,7 +44,6 @@ func newAPIFixture(tb testing.TB, token string) *apiFixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { _ = store.Close() })
 	f := &apiFixture{
 		store: store, dir: &directory{}, token: token,
 		ready: true, components: map[string]string{"docker": "ok", "statestore": "ok"},
@@ -71,7 +70,9 @@ func newAPIFixture(tb testing.TB, token string) *apiFixture {
 			f.followDone <- struct{}{}
 		}
 	}))
-	tb.Cleanup(f.srv.Close) // runs before the store closes
+	tb.Cleanup(f.srv.Close)
+	// Runs first: closing the store ends any follow handler still streaming.
+	tb.Cleanup(func() { _ = store.Close() })
 	return f
 }
 
@@ -565,4 +566,65 @@ func TestAPIEventsFollowEndsOnCancel(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("client read did not end after cancel")
 	}
+}
+
+func TestAPIRestartChallenge(t *testing.T) {
+	tests := []struct {
+		name   string
+		reply  error
+		status int
+		code   string
+	}{
+		{"accepted", nil, http.StatusAccepted, ""},
+		{"refused by owner", fmt.Errorf("challenge is stopping"), http.StatusConflict, "conflict"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newAPIFixture(t, "s3cret")
+			h := putChallenge(f.dir, "svc", "", HealthUnknown)
+			got := make(chan any, 1)
+			// Stand-in for the challenge goroutine.
+			go func() {
+				msg := <-h.inbox
+				if m, ok := msg.(msgRestart); ok {
+					m.reply <- tt.reply
+				}
+				got <- msg
+			}()
+			resp, body := doRequest(t, http.MethodPost, f.srv.URL+"/v1/challenges/svc/restart", nil,
+				http.Header{"Authorization": {"Bearer s3cret"}})
+			select {
+			case msg := <-got:
+				if _, ok := msg.(msgRestart); !ok {
+					t.Fatalf("owner got %T, want msgRestart", msg)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("restart never reached the challenge's inbox")
+			}
+			if tt.code != "" {
+				checkJSONError(t, resp, body, tt.status, tt.code)
+				return
+			}
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, body)
+			}
+		})
+	}
+
+	t.Run("unknown challenge", func(t *testing.T) {
+		f := newAPIFixture(t, "s3cret")
+		resp, body := doRequest(t, http.MethodPost, f.srv.URL+"/v1/challenges/nope/restart", nil,
+			http.Header{"Authorization": {"Bearer s3cret"}})
+		checkJSONError(t, resp, body, http.StatusNotFound, "unknown_challenge")
+	})
+
+	t.Run("needs token", func(t *testing.T) {
+		f := newAPIFixture(t, "s3cret")
+		h := putChallenge(f.dir, "svc", "", HealthUnknown)
+		resp, body := doRequest(t, http.MethodPost, f.srv.URL+"/v1/challenges/svc/restart", nil, nil)
+		checkJSONError(t, resp, body, http.StatusUnauthorized, "unauthorized")
+		if n := len(h.inbox); n != 0 {
+			t.Fatalf("unauthorized request queued %d messages", n)
+		}
+	})
 }

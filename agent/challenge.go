@@ -326,7 +326,7 @@ func (c *challenge) bringUp(ctx context.Context) {
 		c.persist(statestore.Event{Type: refused.event, Message: "start refused", Error: err.Error()})
 		return
 	}
-	if docker.IsTransient(err) {
+	if docker.IsTransient(err) || (c.dockerUp != nil && !c.dockerUp()) {
 		c.log.Warn().Err(err).Msg("docker unavailable; will retry")
 		c.armAction(time.Second)
 		c.publish()
@@ -346,6 +346,9 @@ func (r *refusal) Error() string { return r.err.Error() }
 func (r *refusal) Unwrap() error { return r.err }
 
 func (c *challenge) ensureRunning(ctx context.Context) error {
+	if slot, ok := c.rec.Slots[slotA]; !ok || slot.ContainerID == "" {
+		c.claimByName(ctx)
+	}
 	if slot, ok := c.rec.Slots[slotA]; ok && slot.ContainerID != "" {
 		done, err := c.reuse(ctx, slot)
 		if done || err != nil {
@@ -365,6 +368,20 @@ func (c *challenge) ensureRunning(ctx context.Context) error {
 		return &refusal{event: "digest_mismatch", err: fmt.Errorf("image %s has digest %q, but the challenge pins %s", ref, digest, c.spec.Digest)}
 	}
 	return c.createAndStart(ctx, ref, tag, digest)
+}
+
+// claimByName finds this challenge's container by its deterministic name and
+// labels when no record names it (a lost store, or a crash between create
+// and persist), so it is adopted instead of duplicated.
+func (c *challenge) claimByName(ctx context.Context) {
+	name := docker.ContainerName(c.agentID, c.spec.Name, slotA)
+	ct, err := c.engine.Inspect(ctx, name)
+	if err != nil || ct.Labels[docker.LabelAgent] != c.agentID || ct.Labels[docker.LabelChallenge] != c.spec.Name {
+		return
+	}
+	c.rec.Slots[slotA] = statestore.SlotRecord{ContainerID: ct.ID, ContainerName: ct.Name, Image: ct.Image,
+		Version: ct.Labels[docker.LabelVersion], SpecHash: ct.Labels[docker.LabelSpecHash], CreatedAt: c.clock.Now()}
+	c.log.Info().Str(fieldContainerID, shortID(ct.ID)).Msg("found unrecorded container by name")
 }
 
 // reuse adopts a running container of the current spec or starts a stopped
@@ -387,6 +404,18 @@ func (c *challenge) reuse(ctx context.Context, slot statestore.SlotRecord) (bool
 	if ct.Running {
 		c.adopt(ct)
 		return true, nil
+	}
+	if c.lifecycle == Registered {
+		// It stopped while no berth was watching: record that exit like any other.
+		code := ct.ExitCode
+		c.rec.LastExitCode = &code
+		c.rec.Restarts++
+		ev := statestore.Event{Type: "exited", ContainerID: ct.ID, ExitCode: &code, OOM: ct.OOMKilled,
+			Message: fmt.Sprintf("container exited with code %d while berth was not running", code)}
+		if ct.OOMKilled {
+			ev.Type = "oom_killed"
+		}
+		c.persist(ev)
 	}
 	c.setLifecycle(Starting)
 	c.persist()

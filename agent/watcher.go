@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -16,16 +17,17 @@ import (
 // agent's containers, streams their events to the owning challenges and
 // reconnects with backoff whenever the stream breaks.
 type watcher struct {
-	agentID  string
-	engine   Engine
-	store    *statestore.Store
-	dir      *directory
-	clock    supervisor.Clock
-	rand     func() float64
-	log      zerolog.Logger
-	relist   time.Duration // safety-net full re-list period
-	up       atomic.Bool   // engine reachable
-	everDown atomic.Bool   // reported a disconnect since the last reconnect
+	agentID   string
+	engine    Engine
+	store     *statestore.Store
+	dir       *directory
+	clock     supervisor.Clock
+	rand      func() float64
+	log       zerolog.Logger
+	relist    time.Duration // safety-net full re-list period
+	pingEvery time.Duration // watchdog ping period while streaming
+	up        atomic.Bool   // engine reachable
+	everDown  atomic.Bool   // reported a disconnect since the last reconnect
 }
 
 // dockerUp reports whether the engine answered recently.
@@ -104,6 +106,10 @@ func (w *watcher) watchOnce(ctx context.Context) error {
 	}
 	ticker := w.clock.NewTimer(w.relist)
 	defer func() { ticker.Stop() }()
+	// The watchdog pings while the stream is quiet: a hung or vanished engine
+	// can leave an event stream open and silent for ever.
+	watchdog := w.clock.NewTimer(w.pingEvery)
+	defer func() { watchdog.Stop() }()
 	for {
 		select {
 		case <-ctx.Done():
@@ -117,6 +123,11 @@ func (w *watcher) watchOnce(ctx context.Context) error {
 			}
 		case err := <-errs:
 			return err
+		case <-watchdog.C():
+			if _, err := w.engine.Ping(ctx); err != nil {
+				return fmt.Errorf("watchdog: %w", err)
+			}
+			watchdog = w.clock.NewTimer(w.pingEvery)
 		case <-ticker.C():
 			if err := w.relistAll(ctx); err != nil {
 				return err

@@ -51,6 +51,7 @@ type runningAgent struct {
 	cancel context.CancelFunc
 	done   chan error
 	logs   *syncBuffer
+	once   sync.Once
 }
 
 // startAgent runs berth in-process on configPath until the test ends.
@@ -84,16 +85,17 @@ func startAgent(t testing.TB, configPath string) *runningAgent {
 // stop shuts the agent down and waits for Run to return.
 func (ra *runningAgent) stop(t testing.TB) {
 	t.Helper()
-	ra.cancel()
-	select {
-	case err, ok := <-ra.done:
-		if ok && err != nil {
-			t.Errorf("agent.Run: %v", err)
+	ra.once.Do(func() {
+		ra.cancel()
+		select {
+		case err := <-ra.done:
+			if err != nil {
+				t.Errorf("agent.Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("agent did not stop within 30s")
 		}
-		close(ra.done)
-	case <-time.After(30 * time.Second):
-		t.Error("agent did not stop within 30s")
-	}
+	})
 }
 
 type challengeView struct {

@@ -1,0 +1,108 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"berth/docker"
+	"berth/statestore"
+	"berth/supervisor"
+)
+
+// orphanReaper removes containers carrying this agent's labels that no
+// record claims, once they have stayed unclaimed for the grace period.
+// Containers of other agent ids are never listed, so never touched.
+type orphanReaper struct {
+	agentID string
+	engine  Engine
+	store   *statestore.Store
+	dir     *directory
+	clock   supervisor.Clock
+	grace   time.Duration
+	log     zerolog.Logger
+	ready   func() bool // reaping waits for the first reconcile
+
+	firstSeen map[string]time.Time // owned by Serve
+}
+
+func (o *orphanReaper) Serve(ctx context.Context) error {
+	o.firstSeen = map[string]time.Time{}
+	period := min(max(o.grace/2, time.Second), 30*time.Second)
+	for {
+		t := o.clock.NewTimer(period)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C():
+		}
+		if o.ready() {
+			o.sweep(ctx)
+		}
+	}
+}
+
+// claimed is every container id a challenge record or status refers to.
+func (o *orphanReaper) claimed() (map[string]bool, error) {
+	recs, err := o.store.ListRuntime()
+	if err != nil {
+		return nil, err
+	}
+	ids := map[string]bool{}
+	for _, r := range recs {
+		for _, slot := range r.Slots {
+			ids[slot.ContainerID] = true
+		}
+	}
+	for _, h := range o.dir.list() {
+		ids[h.status.Load().ContainerID] = true
+	}
+	return ids, nil
+}
+
+func (o *orphanReaper) sweep(ctx context.Context) {
+	list, err := o.engine.List(ctx, docker.OwnerLabels(o.agentID))
+	if err != nil {
+		return // the watcher reports engine trouble
+	}
+	claimed, err := o.claimed()
+	if err != nil {
+		o.log.Error().Err(err).Msg("read records for orphan check")
+		return
+	}
+	now := o.clock.Now()
+	present := map[string]bool{}
+	for _, ct := range list {
+		present[ct.ID] = true
+		if claimed[ct.ID] {
+			delete(o.firstSeen, ct.ID)
+			continue
+		}
+		seen, ok := o.firstSeen[ct.ID]
+		if !ok {
+			o.firstSeen[ct.ID] = now
+			continue
+		}
+		if now.Sub(seen) < o.grace {
+			continue
+		}
+		if err := o.engine.Remove(ctx, ct.ID); err != nil {
+			o.log.Warn().Err(err).Str(fieldContainerID, shortID(ct.ID)).Msg("remove orphan container")
+			continue
+		}
+		delete(o.firstSeen, ct.ID)
+		ev, err := o.store.AppendEvent(statestore.Event{Type: "orphan_removed", Challenge: ct.Labels[docker.LabelChallenge],
+			ContainerID: ct.ID, Version: ct.Labels[docker.LabelVersion], Message: "removed container " + ct.Name + " that no record claims"})
+		if err != nil {
+			ev = statestore.Event{Type: "orphan_removed", ContainerID: ct.ID}
+		}
+		logEvent(o.log, ev)
+	}
+	for id := range o.firstSeen {
+		if !present[id] {
+			delete(o.firstSeen, id)
+		}
+	}
+}
