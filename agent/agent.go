@@ -150,7 +150,7 @@ func isLoopbackAddr(addr string) bool {
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.closeAll()
 	root := supervisor.New(supervisor.Spec{Name: "berth", Clock: a.clock, EventHook: a.logSupervisorEvent})
-	api := &adminAPI{dir: a.dir, store: a.store, token: a.token, log: a.log.With().Str(fieldComponent, "api").Logger(),
+	api := &adminAPI{dir: a.dir, store: a.store, engine: a.engine, token: a.token, log: a.log.With().Str(fieldComponent, "api").Logger(),
 		ready: a.readiness, health: a.healthReport, started: a.started}
 	services := []struct {
 		name string

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"berth/docker"
 	"berth/statestore"
 )
 
@@ -37,6 +39,7 @@ type adminAPI struct {
 	store   *statestore.Store
 	token   string
 	log     zerolog.Logger
+	engine  Engine
 	ready   func() (bool, map[string]string)
 	health  func() healthReport
 	started time.Time
@@ -53,6 +56,7 @@ func (a *adminAPI) routes() http.Handler {
 	mux.Handle("GET /v1/challenges/{name}", a.handle(a.getChallenge))
 	mux.Handle("GET /v1/events", a.handle(a.events))
 	mux.Handle("POST /v1/challenges/{name}/restart", a.handle(a.restartChallenge))
+	mux.Handle("GET /v1/challenges/{name}/logs", a.handle(a.containerLogs))
 	mux.Handle("/v1/", a.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return apiErr(http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))
@@ -232,4 +236,62 @@ func (a *adminAPI) restartChallenge(w http.ResponseWriter, r *http.Request) erro
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"name": name, "status": "restarting"})
 	return nil
+}
+
+// maxLogTail bounds how many lines one logs request may ask for.
+const maxLogTail = 10000
+
+// containerLogs streams the active container's output.
+func (a *adminAPI) containerLogs(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	h := a.dir.get(name)
+	if h == nil {
+		return apiErr(http.StatusNotFound, "unknown_challenge", "no challenge named "+quote(name))
+	}
+	q := r.URL.Query()
+	opts := docker.LogOptions{Tail: 200}
+	if t := q.Get("tail"); t != "" {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 0 || n > maxLogTail {
+			return apiErr(http.StatusBadRequest, "bad_request", fmt.Sprintf("tail must be 0..%d, got %s", maxLogTail, quote(t)))
+		}
+		opts.Tail = n
+	}
+	if f := q.Get("follow"); f != "" {
+		b, err := strconv.ParseBool(f)
+		if err != nil {
+			return apiErr(http.StatusBadRequest, "bad_request", "follow must be true or false, got "+quote(f))
+		}
+		opts.Follow = b
+	}
+	id := h.status.Load().ContainerID
+	if id == "" {
+		return apiErr(http.StatusConflict, "no_container", "challenge "+name+" has no container")
+	}
+	rc, err := a.engine.Logs(r.Context(), id, opts)
+	if err != nil {
+		if errors.Is(err, docker.ErrNotFound) {
+			return apiErr(http.StatusConflict, "no_container", "container of "+name+" is gone")
+		}
+		return err
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := rc.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return nil
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if err != nil {
+			return nil
+		}
+	}
 }

@@ -43,6 +43,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stderr, "usage: berth config validate PATH")
 		return exitInvalid
+	case "status", "ps":
+		return cmdStatus(args[1:], stdout, stderr)
+	case "restart":
+		return cmdRestart(args[1:], stdout, stderr)
+	case "events":
+		return cmdEvents(args[1:], stdout, stderr)
+	case "logs":
+		return cmdLogs(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "berth", version)
 		return exitOK
@@ -60,7 +68,13 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   berth run --config PATH [--data-dir DIR] [--log-format json|console] [--log-level LEVEL]
   berth config validate PATH
+  berth status [-o table|json]            (alias: ps)
+  berth restart NAME
+  berth events [-f] [--challenge NAME] [--since SEQ] [-o text|json]
+  berth logs NAME [-f] [--tail N]
   berth version
+client commands take --addr (BERTH_ADDR, default http://127.0.0.1:7070),
+--token (BERTH_TOKEN) or --token-file.
 `)
 }
 
