@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -43,6 +42,8 @@ type Agent struct {
 	watcher *watcher
 	prober  *Prober
 	shared  *shared
+
+	checkpoints *checkpointer
 
 	apiListener   net.Listener
 	proxyListener net.Listener
@@ -80,10 +81,11 @@ func New(cfg *configs.Config, opts Options) (a *Agent, err error) {
 	if err := os.MkdirAll(cfg.Agent.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir %s: %w", cfg.Agent.DataDir, err)
 	}
-	a.store, err = statestore.Open(filepath.Join(cfg.Agent.DataDir, "state"), statestore.Options{})
-	if err != nil {
+	if a.store, err = openStore(cfg.Agent.DataDir, a.log); err != nil {
 		return nil, err
 	}
+	a.checkpoints = newCheckpointer(a.store, cfg.Agent.DataDir, cfg.Agent.Checkpoint.Keep, cfg.Agent.Checkpoint.Interval,
+		a.clock, a.log.With().Str(fieldComponent, "checkpoint").Logger())
 	a.engine, err = docker.New(docker.Options{Host: cfg.Agent.DockerHost})
 	if err != nil {
 		return nil, err
@@ -150,13 +152,14 @@ func isLoopbackAddr(addr string) bool {
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.closeAll()
 	root := supervisor.New(supervisor.Spec{Name: "berth", Clock: a.clock, EventHook: a.logSupervisorEvent})
-	api := &adminAPI{dir: a.dir, store: a.store, engine: a.engine, token: a.token, log: a.log.With().Str(fieldComponent, "api").Logger(),
+	api := &adminAPI{dir: a.dir, store: a.store, engine: a.engine, checkpoints: a.checkpoints, token: a.token, log: a.log.With().Str(fieldComponent, "api").Logger(),
 		ready: a.readiness, health: a.healthReport, started: a.started}
 	services := []struct {
 		name string
 		svc  supervisor.Service
 	}{
 		{"docker-watcher", a.watcher},
+		{"checkpointer", a.checkpoints},
 		{"admin-api", &httpService{name: "admin api", listener: a.apiListener, handler: api.routes(), log: a.log}},
 		{"proxy", &httpService{name: "proxy", listener: a.proxyListener, handler: newProxy(a.dir, a.log.With().Str(fieldComponent, "proxy").Logger()), log: a.log, longRequests: true}},
 		{"reconciler", supervisor.ServiceFunc(func(ctx context.Context) error { return a.reconcile(ctx, root) })},
@@ -184,6 +187,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info().Str("shutdown", a.cfg.Agent.Shutdown).Msg("berth stopping")
 	cancel()
 	err := <-done
+	// Every challenge goroutine has persisted and returned: the store is final.
+	if _, cerr := a.checkpoints.write("shutdown"); cerr != nil {
+		a.log.Error().Err(cerr).Msg("final checkpoint failed")
+	}
 	a.log.Info().Msg("berth stopped")
 	return err
 }
@@ -258,7 +265,7 @@ type healthReport struct {
 func (a *Agent) healthReport() healthReport {
 	ready, _ := a.readiness()
 	r := healthReport{Ready: ready, Version: a.opts.Version, UptimeSecs: int64(time.Since(a.started).Seconds()),
-		Components: map[string]componentHealth{}}
+		Components: map[string]componentHealth{}, CheckpointSequence: a.checkpoints.lastSeq.Load()}
 	if a.watcher.dockerUp() {
 		r.Components["docker"] = componentHealth{Status: "healthy"}
 	} else {

@@ -35,14 +35,16 @@ type apiHandler func(w http.ResponseWriter, r *http.Request) error
 // adminAPI serves the admin endpoints. It reads challenge status snapshots
 // and the store; it never touches a challenge's state directly.
 type adminAPI struct {
-	dir     *directory
-	store   *statestore.Store
-	token   string
-	log     zerolog.Logger
-	engine  Engine
-	ready   func() (bool, map[string]string)
-	health  func() healthReport
-	started time.Time
+	dir    *directory
+	store  *statestore.Store
+	token  string
+	log    zerolog.Logger
+	engine Engine
+	// checkpoints serves /v1/checkpoints; nil disables those endpoints.
+	checkpoints *checkpointer
+	ready       func() (bool, map[string]string)
+	health      func() healthReport
+	started     time.Time
 }
 
 func (a *adminAPI) routes() http.Handler {
@@ -57,6 +59,10 @@ func (a *adminAPI) routes() http.Handler {
 	mux.Handle("GET /v1/events", a.handle(a.events))
 	mux.Handle("POST /v1/challenges/{name}/restart", a.handle(a.restartChallenge))
 	mux.Handle("GET /v1/challenges/{name}/logs", a.handle(a.containerLogs))
+	if a.checkpoints != nil {
+		mux.Handle("GET /v1/checkpoints", a.handle(a.checkpoints.handleList))
+		mux.Handle("POST /v1/checkpoints", a.handle(a.checkpoints.handleCreate))
+	}
 	mux.Handle("/v1/", a.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return apiErr(http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))

@@ -79,6 +79,9 @@ func checkPolicy(spec ContainerSpec) error {
 			return fmt.Errorf("%w: the Docker socket is never mounted into challenges", ErrRefused)
 		}
 	}
+	if spec.Network == "host" || spec.Network == "none" || strings.HasPrefix(spec.Network, "container:") {
+		return fmt.Errorf("%w: network %q (challenges run on a user-defined bridge network)", ErrRefused, spec.Network)
+	}
 	if spec.Name == "" || spec.Image == "" {
 		return fmt.Errorf("%w: container name and image are required", ErrRefused)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/image"
+	"github.com/google/go-containerregistry/pkg/name"
 )
 
 // PullProgress is one progress report of a pull, already condensed.
@@ -31,8 +32,9 @@ type pullCall struct {
 	err     error
 	waiters int                // guarded by Client.pullMu
 	cancel  context.CancelFunc // cancels the pull when the last waiter leaves
-	// listeners receive progress; guarded by Client.pullMu.
-	listeners []func(PullProgress)
+	// listeners receive progress, one per waiting caller; guarded by Client.pullMu.
+	listeners map[int]func(PullProgress)
+	nextID    int
 }
 
 // Pull pulls ref (repository:tag or @digest) and returns the image's
@@ -43,46 +45,59 @@ func (c *Client) Pull(ctx context.Context, ref string, progress func(PullProgres
 	call, shared := c.pulls[ref]
 	if !shared {
 		pullCtx, cancel := context.WithCancel(context.Background())
-		call = &pullCall{done: make(chan struct{}), cancel: cancel}
+		call = &pullCall{done: make(chan struct{}), cancel: cancel, listeners: map[int]func(PullProgress){}}
 		c.pulls[ref] = call
 		go c.runPull(pullCtx, ref, call)
 	}
 	call.waiters++
+	call.nextID++
+	me := call.nextID
 	if progress != nil {
-		call.listeners = append(call.listeners, progress)
+		call.listeners[me] = progress
 	}
 	c.pullMu.Unlock()
 
 	select {
 	case <-call.done:
-		c.leavePull(call)
+		c.leavePull(ref, call, me)
 		return call.digest, call.err
 	case <-ctx.Done():
-		c.leavePull(call)
+		c.leavePull(ref, call, me)
 		return "", fmt.Errorf("pull %s: %w", ref, ctx.Err())
 	}
 }
 
-func (c *Client) leavePull(call *pullCall) {
+// leavePull drops one waiter; the last one cancels the pull and unpublishes
+// it so a later caller starts afresh instead of inheriting the cancellation.
+func (c *Client) leavePull(ref string, call *pullCall, me int) {
 	c.pullMu.Lock()
 	defer c.pullMu.Unlock()
+	delete(call.listeners, me)
 	call.waiters--
 	if call.waiters == 0 {
 		call.cancel()
+		if c.pulls[ref] == call {
+			delete(c.pulls, ref)
+		}
 	}
 }
 
 func (c *Client) runPull(ctx context.Context, ref string, call *pullCall) {
 	call.digest, call.err = c.pullOnce(ctx, ref, func(p PullProgress) {
 		c.pullMu.Lock()
-		listeners := append([]func(PullProgress){}, call.listeners...)
+		listeners := make([]func(PullProgress), 0, len(call.listeners))
+		for _, l := range call.listeners {
+			listeners = append(listeners, l)
+		}
 		c.pullMu.Unlock()
 		for _, l := range listeners {
 			l(p)
 		}
 	})
 	c.pullMu.Lock()
-	delete(c.pulls, ref)
+	if c.pulls[ref] == call {
+		delete(c.pulls, ref)
+	}
 	c.pullMu.Unlock()
 	call.cancel()
 	close(call.done)
@@ -109,14 +124,9 @@ func (c *Client) pullOnce(ctx context.Context, ref string, progress func(PullPro
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	c.count("image_pull")
-	body, err := c.api.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: auth})
-	if err != nil {
-		return "", classify("pull "+ref, err)
-	}
-	defer body.Close()
 
-	// The watchdog cancels the pull when the stream goes quiet.
+	// The watchdog cancels the pull when the engine goes quiet, including
+	// before its first answer (it sends no header until progress starts).
 	activity := make(chan struct{}, 1)
 	watchdogDone := make(chan struct{})
 	defer func() { <-watchdogDone }()
@@ -140,6 +150,16 @@ func (c *Client) pullOnce(ctx context.Context, ref string, progress func(PullPro
 		}
 	}()
 	defer cancel(nil)
+
+	c.count("image_pull")
+	body, err := c.api.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: auth})
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return "", fmt.Errorf("pull %s: %w", ref, cause)
+		}
+		return "", classify("pull "+ref, err)
+	}
+	defer body.Close()
 
 	digest := ""
 	dec := json.NewDecoder(io.LimitReader(body, 1<<30))
@@ -194,14 +214,23 @@ type ImageDetails struct {
 
 // RepoDigest returns the digest recorded for ref's repository, or "".
 func (i ImageDetails) RepoDigest(ref string) string {
-	repo := repositoryOf(ref)
+	repo := normalRepository(repositoryOf(ref))
 	for _, rd := range i.RepoDigests {
 		r, d, ok := strings.Cut(rd, "@")
-		if ok && (r == repo || strings.TrimPrefix(r, "docker.io/library/") == repo || strings.TrimPrefix(r, "docker.io/") == repo) {
+		if ok && normalRepository(r) == repo {
 			return d
 		}
 	}
 	return ""
+}
+
+// normalRepository spells a repository fully (docker.io/library/nginx) so
+// familiar and qualified names compare equal.
+func normalRepository(repo string) string {
+	if parsed, err := name.NewRepository(repo); err == nil {
+		return parsed.Name()
+	}
+	return repo
 }
 
 // repositoryOf strips a tag or digest from an image reference.

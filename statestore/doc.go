@@ -17,6 +17,21 @@
 // self-describing, checksummed stream, so checkpoints never depend on
 // Badger's on-disk format. No Badger type appears in this package's API.
 //
+// [Store.WriteCheckpoint] puts a Backup stream in a file named
+// checkpoint-<sequence, 20 digits>.ckpt behind a fixed 76-byte header,
+// integers big-endian:
+//
+//	magic "BERTHCKP"[8] | format version uint16 (1) | flags uint16 (0) |
+//	sequence uint64 | created unix nanos int64 | payload length uint64 |
+//	events uint64 (LastSeq in the snapshot) | SHA-256 of the payload [32] |
+//	payload
+//
+// Files are written to a temp file in the same directory, synced, renamed
+// and the directory synced; the keep newest valid files are kept. Readers
+// check the payload length against [MaxCheckpointPayload] and the file size
+// before reading it, so a damaged header cannot force a large allocation.
+// [NewestValidCheckpoint] skips files that do not verify.
+//
 // The package starts no goroutines of its own; Badger's are stopped by
 // [Store.Close].
 package statestore

@@ -51,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdEvents(args[1:], stdout, stderr)
 	case "logs":
 		return cmdLogs(args[1:], stdout, stderr)
+	case "checkpoint":
+		return cmdCheckpoint(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "berth", version)
 		return exitOK
@@ -72,6 +74,7 @@ func usage(w io.Writer) {
   berth restart NAME
   berth events [-f] [--challenge NAME] [--since SEQ] [-o text|json]
   berth logs NAME [-f] [--tail N]
+  berth checkpoint create | list | verify FILE | restore FILE --data-dir DIR
   berth version
 client commands take --addr (BERTH_ADDR, default http://127.0.0.1:7070),
 --token (BERTH_TOKEN) or --token-file.

@@ -1,0 +1,161 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"berth/statestore"
+	"berth/supervisor"
+)
+
+// checkpointer writes store checkpoints on a timer, on request and at shutdown.
+type checkpointer struct {
+	store    *statestore.Store
+	dir      string
+	keep     int
+	interval time.Duration
+	clock    supervisor.Clock
+	log      zerolog.Logger
+	lastSeq  atomic.Uint64 // sequence of the newest checkpoint written or found
+}
+
+func newCheckpointer(store *statestore.Store, dataDir string, keep int, interval time.Duration, clock supervisor.Clock, log zerolog.Logger) *checkpointer {
+	cp := &checkpointer{store: store, dir: filepath.Join(dataDir, "checkpoints"), keep: keep, interval: interval, clock: clock, log: log}
+	if entries, err := statestore.ListCheckpoints(cp.dir); err == nil && len(entries) > 0 {
+		cp.lastSeq.Store(entries[0].Sequence)
+	}
+	return cp
+}
+
+// Serve writes a checkpoint every interval until ctx ends.
+func (cp *checkpointer) Serve(ctx context.Context) error {
+	for {
+		t := cp.clock.NewTimer(cp.interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C():
+		}
+		if _, err := cp.write("interval"); err != nil {
+			cp.log.Error().Err(err).Msg("periodic checkpoint failed")
+		}
+	}
+}
+
+// write takes one checkpoint and records it in the event log.
+func (cp *checkpointer) write(reason string) (statestore.CheckpointInfo, error) {
+	start := time.Now()
+	info, err := cp.store.WriteCheckpoint(cp.dir, cp.keep)
+	if err != nil {
+		return info, fmt.Errorf("checkpoint to %s: %w", cp.dir, err)
+	}
+	cp.lastSeq.Store(info.Sequence)
+	took := time.Since(start)
+	ev := statestore.Event{Type: "checkpoint_created", Message: fmt.Sprintf("checkpoint %d (%s, %d bytes) written in %s",
+		info.Sequence, reason, info.Bytes, took.Round(time.Millisecond))}
+	if saved, err := cp.store.AppendEvent(ev); err == nil {
+		ev = saved
+	}
+	logEvent(cp.log, ev)
+	return info, nil
+}
+
+type checkpointListEntry struct {
+	statestore.CheckpointInfo
+	Valid bool   `json:"valid"`
+	Error string `json:"error,omitempty"`
+}
+
+func (cp *checkpointer) list() ([]checkpointListEntry, error) {
+	entries, err := statestore.ListCheckpoints(cp.dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]checkpointListEntry, 0, len(entries))
+	for _, e := range entries {
+		item := checkpointListEntry{CheckpointInfo: e.CheckpointInfo, Valid: e.Err == nil}
+		if e.Err != nil {
+			item.Error = e.Err.Error()
+		}
+		out = append(out, item)
+	}
+	return out, nil
+}
+
+// API handlers for GET and POST /v1/checkpoints.
+func (cp *checkpointer) handleList(w http.ResponseWriter, r *http.Request) error {
+	list, err := cp.list()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list)
+	return nil
+}
+
+func (cp *checkpointer) handleCreate(w http.ResponseWriter, r *http.Request) error {
+	info, err := cp.write("request")
+	if err != nil {
+		return apiErr(http.StatusInternalServerError, "checkpoint_failed", err.Error())
+	}
+	writeJSON(w, http.StatusCreated, info)
+	return nil
+}
+
+// openStore opens the Badger store under dataDir/state. When that directory
+// is missing but checkpoints exist, or it cannot be opened, the newest valid
+// checkpoint is restored first; the broken directory is kept aside.
+func openStore(dataDir string, log zerolog.Logger) (*statestore.Store, error) {
+	stateDir := filepath.Join(dataDir, "state")
+	ckptDir := filepath.Join(dataDir, "checkpoints")
+	_, statErr := os.Stat(stateDir)
+	missing := errors.Is(statErr, os.ErrNotExist)
+	if missing {
+		entries, _ := statestore.ListCheckpoints(ckptDir)
+		if len(entries) == 0 {
+			return statestore.Open(stateDir, statestore.Options{}) // a fresh install
+		}
+		log.Warn().Str("dir", stateDir).Msg("state store is missing; restoring the newest valid checkpoint")
+		if err := restoreNewest(ckptDir, stateDir, log); err != nil {
+			return nil, fmt.Errorf("state store %s is missing and cannot be restored: %w", stateDir, err)
+		}
+		return statestore.Open(stateDir, statestore.Options{})
+	}
+	store, err := statestore.Open(stateDir, statestore.Options{})
+	if err == nil || errors.Is(err, statestore.ErrLocked) {
+		return store, err
+	}
+	log.Error().Err(err).Str("dir", stateDir).Msg("state store is unreadable; restoring the newest valid checkpoint")
+	aside := fmt.Sprintf("%s.unreadable-%d", stateDir, time.Now().Unix())
+	if _, cerr := statestore.NewestValidCheckpoint(ckptDir); cerr != nil {
+		return nil, fmt.Errorf("%w; no checkpoint to restore from (%v): move %s aside to start empty and re-adopt containers by their labels", err, cerr, stateDir)
+	}
+	if rerr := os.Rename(stateDir, aside); rerr != nil {
+		return nil, fmt.Errorf("%w; moving it aside: %v", err, rerr)
+	}
+	if rerr := restoreNewest(ckptDir, stateDir, log); rerr != nil {
+		return nil, fmt.Errorf("%w; restoring: %v", err, rerr)
+	}
+	log.Warn().Str("kept", aside).Msg("unreadable state store kept aside")
+	return statestore.Open(stateDir, statestore.Options{})
+}
+
+func restoreNewest(ckptDir, stateDir string, log zerolog.Logger) error {
+	info, err := statestore.NewestValidCheckpoint(ckptDir)
+	if err != nil {
+		return err
+	}
+	if _, err := statestore.RestoreCheckpoint(info.Path, stateDir); err != nil {
+		return err
+	}
+	log.Warn().Str("checkpoint", info.Path).Uint64("sequence", info.Sequence).Time("created", info.Created).Msg("state restored from checkpoint")
+	return nil
+}
