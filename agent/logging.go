@@ -5,6 +5,8 @@ import (
 	"io"
 	"time"
 
+	"berth/statestore"
+
 	"github.com/rs/zerolog"
 )
 
@@ -33,4 +35,51 @@ func NewLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// logEvent writes one JSON line per event with its cause fields.
+func logEvent(log zerolog.Logger, ev statestore.Event) {
+	level := zerolog.InfoLevel
+	switch ev.Type {
+	case "exited", "oom_killed", "restarting", "start_failed", "pull_failed", "docker_disconnected":
+		level = zerolog.WarnLevel
+	case "gave_up", "digest_mismatch":
+		level = zerolog.ErrorLevel
+	}
+	e := log.WithLevel(level).Str(fieldEvent, ev.Type)
+	if ev.Seq != 0 {
+		e = e.Uint64("seq", ev.Seq)
+	}
+	if ev.ContainerID != "" {
+		e = e.Str(fieldContainerID, shortID(ev.ContainerID))
+	}
+	if ev.Version != "" {
+		e = e.Str(fieldVersion, ev.Version)
+	}
+	if ev.ExitCode != nil {
+		e = e.Int("exit_code", *ev.ExitCode)
+	}
+	if ev.OOM {
+		e = e.Bool("oom", true)
+	}
+	if ev.From != "" {
+		e = e.Str("from", ev.From)
+	}
+	if ev.To != "" {
+		e = e.Str("to", ev.To)
+	}
+	if ev.Attempt != 0 {
+		e = e.Int("attempt", ev.Attempt).Int64("delay_ms", ev.DelayMS)
+	}
+	if ev.Error != "" {
+		e = e.Str("error", ev.Error)
+	}
+	e.Msg(ev.Message)
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }

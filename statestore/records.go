@@ -44,6 +44,9 @@ type RuntimeRecord struct {
 	Version         string                `json:"version"`
 	Digest          string                `json:"digest"`
 	PreviousVersion string                `json:"previous_version"`
+	// DesiredVersion is a version set through the API; it stands until the
+	// challenge's config entry changes.
+	DesiredVersion string `json:"desired_version,omitempty"`
 	Restarts        int                   `json:"restarts"`        // total
 	RestartAttempt  int                   `json:"restart_attempt"` // n for backoff, reset after healthy reset_after
 	RestartTimes    []time.Time           `json:"restart_times"`   // within window, for max_restarts; newest MaxRestartTimes kept
@@ -79,12 +82,14 @@ const (
 	prefixRuntime = "rt/"
 	prefixEvent   = "ev/"
 	prefixMeta    = "meta/"
+	prefixSwap    = "swap/"
+	prefixSnap    = "snap/"
 
 	// keyNextSeq survives trimming of the whole log, so seqs are never reused.
 	keyNextSeq = prefixMeta + "next_seq"
 )
 
-var knownPrefixes = []string{prefixSpec, prefixRuntime, prefixEvent, prefixMeta}
+var knownPrefixes = []string{prefixSpec, prefixRuntime, prefixEvent, prefixMeta, prefixSwap, prefixSnap}
 
 var (
 	// ErrClosed is returned by every operation after Close.

@@ -1,0 +1,64 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"berth/statestore"
+)
+
+func (c *challenge) startProbe(ctx context.Context) {
+	if c.probing || c.current == nil || c.upstream == "" || c.lifecycle != Running {
+		return
+	}
+	c.probing = true
+	url := c.upstream + c.spec.Health.Path
+	timeout := c.spec.Health.Timeout
+	c.probes.Add(1)
+	go func() {
+		defer c.probes.Done()
+		r := c.prober.Probe(ctx, url, timeout)
+		r.At = c.clock.Now()
+		select {
+		case c.probeResults <- r:
+		case <-ctx.Done():
+		}
+	}()
+}
+
+func (c *challenge) onProbe(ctx context.Context, r ProbeResult) {
+	if c.lifecycle != Running || c.current == nil {
+		return
+	}
+	before := c.tracker.State
+	c.tracker = c.tracker.Observe(r, c.spec.Health)
+	after := c.tracker.State
+	now := c.clock.Now()
+	var events []statestore.Event
+	if before != after {
+		events = append(events, statestore.Event{Type: "health_changed", Health: string(after), From: string(before), To: string(after),
+			Error: c.tracker.LastError, Message: "health " + string(before) + " → " + string(after)})
+		if after == HealthHealthy {
+			c.rec.HealthySince = now
+		} else {
+			c.rec.HealthySince = time.Time{}
+		}
+	}
+	// The backoff attempt count resets only after continuous health.
+	if after == HealthHealthy && c.rec.RestartAttempt > 0 && !c.rec.HealthySince.IsZero() &&
+		now.Sub(c.rec.HealthySince) >= c.spec.Restart.ResetAfter {
+		c.rec.RestartAttempt = 0
+		events = append(events, statestore.Event{Type: "backoff_reset", Message: "healthy for " + c.spec.Restart.ResetAfter.String()})
+	}
+	if len(events) > 0 {
+		c.persist(events...)
+	} else {
+		c.publish()
+	}
+	if after == HealthUnhealthy && c.spec.Restart.OnUnhealthy {
+		c.restartUnhealthy(ctx)
+		return
+	}
+	// Probes keep their cadence even when each one takes its full timeout.
+	c.armProbe(max(0, c.tracker.NextProbeIn(c.spec.Health)-r.Duration))
+}

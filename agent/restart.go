@@ -1,0 +1,148 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"berth/docker"
+	"berth/statestore"
+	"berth/supervisor"
+)
+
+// maxExitOutput bounds the container output kept with an exit event.
+const maxExitOutput = 1 << 10
+
+// restartUnhealthy stops a container that stopped answering and schedules its restart.
+func (c *challenge) restartUnhealthy(ctx context.Context) {
+	ct := c.current
+	c.current = nil
+	if err := c.engine.Stop(ctx, ct.ID, c.spec.Restart.StopTimeout); err != nil {
+		c.log.Warn().Err(err).Msg("stop unhealthy container")
+	}
+	c.scheduleRestart(statestore.Event{Type: "unhealthy", ContainerID: ct.ID, Health: string(HealthUnhealthy),
+		Message: "restarting unhealthy container", Error: c.tracker.LastError})
+}
+
+// checkContainer confirms with the engine whether the current container has
+// exited; events are hints, the engine's state is the truth.
+func (c *challenge) checkContainer(ctx context.Context) {
+	ct, err := c.engine.Inspect(ctx, c.current.ID)
+	switch {
+	case errors.Is(err, docker.ErrNotFound):
+		c.onExit(ctx, docker.Container{ID: c.current.ID, ExitCode: -1})
+	case err != nil:
+		c.log.Warn().Err(err).Msg("inspect container after event")
+	case !ct.Running:
+		c.onExit(ctx, ct)
+	}
+}
+
+func (c *challenge) onExit(ctx context.Context, ct docker.Container) {
+	c.current = nil
+	code := ct.ExitCode
+	c.rec.LastExitCode = &code
+	before := c.tracker.State
+	c.tracker.State = HealthUnhealthy
+	c.tracker.LastError = fmt.Sprintf("container exited with code %d", code)
+	ev := statestore.Event{Type: "exited", ContainerID: ct.ID, ExitCode: &code, Message: fmt.Sprintf("container exited with code %d", code)}
+	if ct.OOMKilled {
+		ev.Type, ev.OOM, ev.Message = "oom_killed", true, "container killed: out of memory"
+	}
+	if tail := c.lastOutput(ctx, ct.ID); tail != "" {
+		ev.Message += "; last output: " + tail
+	}
+	if before != HealthUnhealthy {
+		c.persist(statestore.Event{Type: "health_changed", ContainerID: ct.ID, Health: string(HealthUnhealthy), From: string(before),
+			To: string(HealthUnhealthy), Error: c.tracker.LastError, Message: "health " + string(before) + " → unhealthy"})
+	}
+	c.scheduleRestart(ev)
+}
+
+// lastOutput returns the end of a container's output for the exit cause,
+// bounded in time and size.
+func (c *challenge) lastOutput(ctx context.Context, id string) string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	rc, err := c.engine.Logs(ctx, id, docker.LogOptions{Tail: 5})
+	if err != nil {
+		return ""
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(io.LimitReader(rc, maxExitOutput))
+	return strings.TrimSpace(strings.ToValidUTF8(string(b), ""))
+}
+
+// operatorRestart restarts now, without backoff, and clears a give-up.
+func (c *challenge) operatorRestart(ctx context.Context) {
+	if c.current != nil {
+		id := c.current.ID
+		c.current = nil
+		if err := c.engine.Stop(ctx, id, c.spec.Restart.StopTimeout); err != nil {
+			c.log.Warn().Err(err).Msg("stop container for restart")
+		}
+	}
+	c.rec.RestartTimes = nil
+	c.rec.RestartAttempt = 0
+	c.rec.Restarts++
+	c.lastErr = ""
+	c.tracker = NewHealthTracker(c.clock.Now())
+	if !c.setLifecycle(Restarting) {
+		return
+	}
+	c.persist(statestore.Event{Type: "restarting", Message: "restart requested by operator"})
+	c.armAction(0)
+}
+
+// scheduleRestart records cause and arms the restart after the challenge's
+// own backoff, or gives up when max_restarts is exceeded within window.
+func (c *challenge) scheduleRestart(cause statestore.Event) {
+	now := c.clock.Now()
+	policy := c.spec.Restart
+	kept := c.rec.RestartTimes[:0]
+	for _, t := range c.rec.RestartTimes {
+		if now.Sub(t) < policy.Window {
+			kept = append(kept, t)
+		}
+	}
+	c.rec.RestartTimes = kept
+	if policy.MaxRestarts > 0 && len(kept) >= policy.MaxRestarts {
+		c.setLifecycle(Failed)
+		c.persist(cause, statestore.Event{Type: "gave_up", Message: fmt.Sprintf("%d restarts within %s; giving up until restarted by an operator", len(kept), policy.Window)})
+		return
+	}
+	c.rec.RestartAttempt++
+	c.rec.Restarts++
+	c.rec.RestartTimes = append(c.rec.RestartTimes, now)
+	if len(c.rec.RestartTimes) > 1000 {
+		c.rec.RestartTimes = c.rec.RestartTimes[len(c.rec.RestartTimes)-1000:]
+	}
+	backoff := supervisor.Backoff{Initial: policy.InitialBackoff, Max: policy.MaxBackoff, Multiplier: policy.Multiplier, Jitter: policy.Jitter}
+	delay := backoff.Delay(c.rec.RestartAttempt, c.rand())
+	c.setLifecycle(Restarting)
+	c.persist(cause, statestore.Event{Type: "restarting", Attempt: c.rec.RestartAttempt, DelayMS: delay.Milliseconds(),
+		Message: fmt.Sprintf("restart %d in %s", c.rec.RestartAttempt, delay.Round(time.Millisecond))})
+	c.armAction(delay)
+}
+
+// shutdown runs when berth stops: containers keep serving unless the agent
+// is configured to stop them.
+func (c *challenge) shutdown() {
+	if c.agent.Shutdown != "stop" || c.current == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.spec.Restart.StopTimeout+30*time.Second)
+	defer cancel()
+	c.setLifecycle(Stopping)
+	c.persist()
+	if err := c.engine.Stop(ctx, c.current.ID, c.spec.Restart.StopTimeout); err != nil {
+		c.log.Error().Err(err).Msg("stop container at shutdown")
+		return
+	}
+	c.current = nil
+	c.setLifecycle(Stopped)
+	c.persist(statestore.Event{Type: "stopped", Message: "stopped at shutdown"})
+}
