@@ -44,6 +44,7 @@ type Agent struct {
 	shared  *shared
 
 	checkpoints *checkpointer
+	proxy       *proxy
 
 	apiListener   net.Listener
 	proxyListener net.Listener
@@ -98,7 +99,10 @@ func New(cfg *configs.Config, opts Options) (a *Agent, err error) {
 	}
 	a.watcher = &watcher{agentID: cfg.Agent.ID, engine: a.engine, store: a.store, dir: a.dir, clock: a.clock,
 		rand: rand.Float64, log: a.log.With().Str(fieldComponent, "docker").Logger(), relist: 30 * time.Second, pingEvery: 5 * time.Second}
+	a.proxy = newProxy(a.dir, a.log.With().Str(fieldComponent, "proxy").Logger())
 	a.shared = &shared{
+		inflight:  a.proxy.InFlight,
+		closeIdle: a.proxy.CloseIdle,
 		agentID:   cfg.Agent.ID,
 		agent:     cfg.Agent,
 		engine:    a.engine,
@@ -154,6 +158,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	root := supervisor.New(supervisor.Spec{Name: "berth", Clock: a.clock, EventHook: a.logSupervisorEvent})
 	api := &adminAPI{dir: a.dir, store: a.store, engine: a.engine, checkpoints: a.checkpoints, token: a.token, log: a.log.With().Str(fieldComponent, "api").Logger(),
 		ready: a.readiness, health: a.healthReport, started: a.started}
+	notify := newNotifier(a.opts.Getenv, a.log.With().Str(fieldComponent, "sd-notify").Logger())
 	services := []struct {
 		name string
 		svc  supervisor.Service
@@ -161,10 +166,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		{"docker-watcher", a.watcher},
 		{"checkpointer", a.checkpoints},
 		{"admin-api", &httpService{name: "admin api", listener: a.apiListener, handler: api.routes(), log: a.log}},
-		{"proxy", &httpService{name: "proxy", listener: a.proxyListener, handler: newProxy(a.dir, a.log.With().Str(fieldComponent, "proxy").Logger()), log: a.log, longRequests: true}},
+		{"proxy", &httpService{name: "proxy", listener: a.proxyListener, handler: a.proxy, log: a.log, longRequests: true}},
 		{"reconciler", supervisor.ServiceFunc(func(ctx context.Context) error { return a.reconcile(ctx, root) })},
 		{"orphan-reaper", &orphanReaper{agentID: a.cfg.Agent.ID, engine: a.engine, store: a.store, dir: a.dir, clock: a.clock,
 			grace: a.cfg.Agent.OrphanGrace, log: a.log.With().Str(fieldComponent, "orphans").Logger(), ready: a.reconciled.Load}},
+		{"sd-notify", supervisor.ServiceFunc(func(ctx context.Context) error { return notify.Serve(ctx, a.sdReady, a.sdAlive(root)) })},
 	}
 	for _, s := range services {
 		if _, err := root.Add(s.name, s.svc); err != nil {
@@ -184,6 +190,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	a.draining.Store(true)
+	notify.Stopping()
 	a.log.Info().Str("shutdown", a.cfg.Agent.Shutdown).Msg("berth stopping")
 	cancel()
 	err := <-done

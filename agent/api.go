@@ -59,6 +59,8 @@ func (a *adminAPI) routes() http.Handler {
 	mux.Handle("GET /v1/events", a.handle(a.events))
 	mux.Handle("POST /v1/challenges/{name}/restart", a.handle(a.restartChallenge))
 	mux.Handle("GET /v1/challenges/{name}/logs", a.handle(a.containerLogs))
+	mux.Handle("POST /v1/challenges/{name}/swap", a.handle(a.swapChallenge))
+	mux.Handle("POST /v1/challenges/{name}/rollback", a.handle(a.rollbackChallenge))
 	if a.checkpoints != nil {
 		mux.Handle("GET /v1/checkpoints", a.handle(a.checkpoints.handleList))
 		mux.Handle("POST /v1/checkpoints", a.handle(a.checkpoints.handleCreate))
@@ -300,4 +302,61 @@ func (a *adminAPI) containerLogs(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 	}
+}
+
+type swapRequest struct {
+	Version string `json:"version"`
+}
+
+// swapChallenge starts a blue-green swap: 202 {swap_id, from, to}.
+func (a *adminAPI) swapChallenge(w http.ResponseWriter, r *http.Request) error {
+	var req swapRequest
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return apiErr(http.StatusRequestEntityTooLarge, "too_large", "request body too large")
+		}
+		return apiErr(http.StatusBadRequest, "bad_request", `body must be {"version":"…"}: `+err.Error())
+	}
+	if req.Version == "" {
+		return apiErr(http.StatusBadRequest, "bad_request", "version is required")
+	}
+	return a.requestSwap(w, r, msgSwap{version: req.Version, kind: swapRequested})
+}
+
+// rollbackChallenge swaps back to the previous version.
+func (a *adminAPI) rollbackChallenge(w http.ResponseWriter, r *http.Request) error {
+	return a.requestSwap(w, r, msgSwap{kind: swapRollback})
+}
+
+func (a *adminAPI) requestSwap(w http.ResponseWriter, r *http.Request, m msgSwap) error {
+	name := r.PathValue("name")
+	h := a.dir.get(name)
+	if h == nil {
+		return apiErr(http.StatusNotFound, "unknown_challenge", "no challenge named "+quote(name))
+	}
+	m.reply = make(chan swapReply, 1)
+	select {
+	case h.inbox <- m:
+	case <-time.After(10 * time.Second):
+		return apiErr(http.StatusServiceUnavailable, "busy", "challenge "+name+" is busy; try again")
+	}
+	var rep swapReply
+	select {
+	case rep = <-m.reply:
+	case <-time.After(30 * time.Second):
+		return apiErr(http.StatusServiceUnavailable, "busy", "challenge "+name+" is busy; try again")
+	}
+	switch {
+	case errors.Is(rep.err, errBadVersion):
+		return apiErr(http.StatusBadRequest, "bad_version", rep.err.Error())
+	case errors.Is(rep.err, errSwapRunning), errors.Is(rep.err, errNoContainer), errors.Is(rep.err, errNoPrevious):
+		return apiErr(http.StatusConflict, "conflict", name+": "+rep.err.Error())
+	case rep.err != nil:
+		return rep.err
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"swap_id": rep.id, "from": rep.from, "to": rep.to})
+	return nil
 }

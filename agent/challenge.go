@@ -48,6 +48,8 @@ type shared struct {
 	log       zerolog.Logger
 	proxyBase string // stable endpoint prefix, e.g. http://127.0.0.1:7080
 	dockerUp  func() bool
+	inflight  func(upstream string) int64 // proxied requests in progress
+	closeIdle func()                      // drop the proxy's idle upstream connections
 }
 
 // challenge is the service owning one challenge: its container, probes and
@@ -71,10 +73,23 @@ type challenge struct {
 	probeResults chan ProbeResult
 	probing      bool
 	probes       sync.WaitGroup
+
+	configChanged bool // the config entry differs from the last applied one
+	recovered     bool // an interrupted swap, if any, was settled
+	pendingSwap   bool // the adopted container runs an older spec: swap it
+	swap          *swapJob
+	lastSwap      *swapJob
+	swapMsgs      chan any
+	swapsRunning  sync.WaitGroup
+	cutOverAt     time.Time
+	keepTimer     supervisor.Timer
+	keepID        string
 }
 
-func newChallenge(sh *shared, h *challengeHandle, spec configs.Challenge) *challenge {
+func newChallenge(sh *shared, h *challengeHandle, spec configs.Challenge, configChanged bool) *challenge {
 	return &challenge{
+		configChanged: configChanged,
+		swapMsgs:      make(chan any),
 		shared:       sh,
 		handle:       h,
 		spec:         spec,
@@ -90,9 +105,11 @@ func newChallenge(sh *shared, h *challengeHandle, spec configs.Challenge) *chall
 // goroutines have finished.
 func (c *challenge) Serve(ctx context.Context) error {
 	defer c.probes.Wait()
+	defer c.swapsRunning.Wait()
 	defer c.stopTimers()
 	// A restart by the supervisor begins from the store, not from leftovers.
 	c.actionTimer, c.probeTimer, c.probing, c.current = nil, nil, false, nil
+	c.keepTimer, c.swap, c.recovered = nil, nil, false
 	select {
 	case <-c.probeResults:
 	default:
@@ -118,6 +135,15 @@ func (c *challenge) Serve(ctx context.Context) error {
 			c.onProbe(ctx, r)
 		case msg := <-c.handle.inbox:
 			c.onMessage(ctx, msg)
+		case msg := <-c.swapMsgs:
+			switch m := msg.(type) {
+			case msgCutOver:
+				c.onCutOver(m)
+			case msgSwapDone:
+				c.onSwapDone(m)
+			}
+		case <-timerC(c.keepTimer):
+			c.removePrevious(ctx)
 		}
 	}
 }
@@ -144,7 +170,7 @@ func (c *challenge) armProbe(d time.Duration) {
 }
 
 func (c *challenge) stopTimers() {
-	for _, t := range []supervisor.Timer{c.actionTimer, c.probeTimer} {
+	for _, t := range []supervisor.Timer{c.actionTimer, c.probeTimer, c.keepTimer} {
 		if t != nil {
 			t.Stop()
 		}
@@ -164,6 +190,13 @@ func (c *challenge) load() error {
 		rec.Slots = map[string]statestore.SlotRecord{}
 	}
 	c.rec = rec
+	// A version set through the API stands until the config entry changes.
+	if c.configChanged {
+		c.rec.DesiredVersion = ""
+	} else if rec.DesiredVersion != "" {
+		c.spec.Version = rec.DesiredVersion
+		c.hash = c.spec.SpecHash()
+	}
 	// A new process starts from registered; only a give-up outlives berth.
 	if ParseLifecycle(rec.Lifecycle) == Failed {
 		c.lifecycle = Failed
@@ -239,6 +272,7 @@ func (c *challenge) publish() {
 		Endpoint:        c.proxyBase + "/" + c.spec.Name + "/",
 		PreviousVersion: c.rec.PreviousVersion,
 		LastError:       c.lastErr,
+		Swap:            swapStatus(c.lastSwap),
 		ResponseTimeMS:  float64(c.tracker.AvgResponse.Microseconds()) / 1000,
 	}
 	if c.current != nil {
@@ -266,6 +300,12 @@ func (c *challenge) onMessage(ctx context.Context, msg any) {
 	case msgRestart:
 		m.reply <- nil
 		c.operatorRestart(ctx)
+	case msgSwap:
+		version := m.version
+		if m.kind == swapRollback {
+			version = c.rec.PreviousVersion
+		}
+		m.reply <- c.startSwap(ctx, version, m.kind)
 	case msgContainerList:
 		if c.current == nil {
 			return

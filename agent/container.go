@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"berth/configs"
 	"berth/docker"
 	"berth/statestore"
 )
@@ -28,7 +29,16 @@ func (c *challenge) bringUp(ctx context.Context) {
 		c.armAction(time.Second)
 		return
 	}
+	if !c.recovered {
+		c.recovered = c.recoverSwap(ctx)
+	}
 	err := c.ensureRunning(ctx)
+	if err == nil && c.pendingSwap {
+		c.pendingSwap = false
+		if r := c.startSwap(ctx, c.spec.Version, swapConfig); r.err != nil {
+			c.log.Error().Err(r.err).Msg("swap to the changed config entry")
+		}
+	}
 	if err == nil || ctx.Err() != nil {
 		return
 	}
@@ -116,8 +126,15 @@ func (c *challenge) reuse(ctx context.Context, slot statestore.SlotRecord) (bool
 	if err != nil {
 		return false, err
 	}
+	if slot.SpecHash != c.hash && ct.Running {
+		// Serve on with the old spec while a blue-green swap brings in the new.
+		c.log.Info().Str(fieldContainerID, shortID(ct.ID)).Msg("spec changed; swapping to it")
+		c.adopt(ct)
+		c.pendingSwap = true
+		return true, nil
+	}
 	if slot.SpecHash != c.hash {
-		c.log.Info().Str(fieldContainerID, shortID(ct.ID)).Msg("spec changed; replacing container")
+		c.log.Info().Str(fieldContainerID, shortID(ct.ID)).Msg("spec changed; replacing stopped container")
 		if err := c.engine.Stop(ctx, ct.ID, c.spec.Restart.StopTimeout); err != nil {
 			return false, err
 		}
@@ -154,65 +171,85 @@ func (c *challenge) reuse(ctx context.Context, slot statestore.SlotRecord) (bool
 }
 
 func (c *challenge) ensureImage(ctx context.Context, ref string) (string, error) {
-	needPull := c.spec.PullPolicy == "always"
-	if !needPull {
-		info, err := c.engine.ImageInfo(ctx, ref)
+	digest, err := c.imageDigest(ctx, c.spec.Name, c.spec.PullPolicy, ref, func() {
+		c.setLifecycle(Pulling)
+		c.persist(statestore.Event{Type: "pulling", Message: "pulling " + ref})
+	})
+	if err != nil {
+		return "", err
+	}
+	return digest, nil
+}
+
+// imageDigest makes ref present as policy says, pulling if needed (onPull
+// runs first), and returns its repository digest.
+func (sh *shared) imageDigest(ctx context.Context, challenge, policy, ref string, onPull func()) (string, error) {
+	if policy != "always" {
+		info, err := sh.engine.ImageInfo(ctx, ref)
 		switch {
 		case err == nil:
 			return info.RepoDigest(ref), nil
 		case !errors.Is(err, docker.ErrNotFound):
 			return "", err
-		case c.spec.PullPolicy == "never":
+		case policy == "never":
 			return "", &refusal{event: "start_failed", err: fmt.Errorf("image %s is not present locally and pull_policy is never", ref)}
 		}
 	}
-	c.setLifecycle(Pulling)
-	c.persist(statestore.Event{Type: "pulling", Message: "pulling " + ref})
-	start := c.clock.Now()
+	if onPull != nil {
+		onPull()
+	}
+	start := sh.clock.Now()
 	lastLog := time.Time{}
-	digest, err := c.engine.Pull(ctx, ref, func(p docker.PullProgress) {
+	log := sh.log.With().Str(fieldChallenge, challenge).Str("image", ref).Logger()
+	digest, err := sh.engine.Pull(ctx, ref, func(p docker.PullProgress) {
 		if now := time.Now(); now.Sub(lastLog) > 5*time.Second {
 			lastLog = now
-			c.log.Info().Str("status", p.Status).Int64("current", p.Current).Int64("total", p.Total).Msg("pull progress")
+			log.Info().Str("status", p.Status).Int64("current", p.Current).Int64("total", p.Total).Msg("pull progress")
 		}
 	})
 	if err != nil {
 		return "", fmt.Errorf("pull %s: %w", ref, err)
 	}
-	c.persist(statestore.Event{Type: "pulled", Message: fmt.Sprintf("pulled %s in %s", ref, c.clock.Now().Sub(start).Round(time.Millisecond)), To: digest})
+	ev := statestore.Event{Type: "pulled", Challenge: challenge, Message: fmt.Sprintf("pulled %s in %s", ref, sh.clock.Now().Sub(start).Round(time.Millisecond)), To: digest}
+	if saved, err := sh.store.AppendEvent(ev); err == nil {
+		ev = saved
+	}
+	logEvent(log, ev)
 	return digest, nil
 }
 
-func (c *challenge) containerSpec(ref, tag, slot string) (docker.ContainerSpec, error) {
-	env, err := c.environment()
+// containerSpec is the container for spec (whose hash is hash) in slot. It
+// reads only its arguments and shared state, so swaps may call it too.
+func (sh *shared) containerSpec(cs configs.Challenge, hash, ref, tag, slot string) (docker.ContainerSpec, error) {
+	env, err := environment(cs)
 	if err != nil {
 		return docker.ContainerSpec{}, err
 	}
-	name := docker.ContainerName(c.agentID, c.spec.Name, slot)
-	labels := docker.OwnerLabels(c.agentID)
-	labels[docker.LabelChallenge] = c.spec.Name
+	name := docker.ContainerName(sh.agentID, cs.Name, slot)
+	labels := docker.OwnerLabels(sh.agentID)
+	labels[docker.LabelChallenge] = cs.Name
 	labels[docker.LabelVersion] = tag
 	labels[docker.LabelSlot] = slot
-	labels[docker.LabelSpecHash] = c.hash
+	labels[docker.LabelSpecHash] = hash
 	spec := docker.ContainerSpec{
 		Name:            name,
 		Image:           ref,
 		Env:             env,
 		Labels:          labels,
-		Port:            c.spec.Port,
-		Publish:         c.agent.Reach != "network",
-		Network:         c.agent.Network,
-		Aliases:         []string{c.spec.Name + "-" + slot},
-		NanoCPUs:        int64(math.Round(c.spec.Resources.CPUs * 1e9)),
-		MemoryBytes:     int64(c.spec.Resources.Memory),
-		PidsLimit:       c.spec.Resources.Pids,
-		ReadOnlyRootfs:  c.spec.Security.ReadOnly,
-		CapDrop:         c.spec.Security.CapDrop,
-		NoNewPrivileges: c.spec.Security.NoNewPrivileges,
-		Tmpfs:           c.spec.Security.Tmpfs,
-		StopTimeout:     c.spec.Restart.StopTimeout,
+		Port:            cs.Port,
+		Publish:         sh.agent.Reach != "network",
+		Network:         sh.agent.Network,
+		Aliases:         []string{cs.Name + "-" + slot},
+		NanoCPUs:        int64(math.Round(cs.Resources.CPUs * 1e9)),
+		MemoryBytes:     int64(cs.Resources.Memory),
+		PidsLimit:       cs.Resources.Pids,
+		ReadOnlyRootfs:  cs.Security.ReadOnly,
+		CapDrop:         cs.Security.CapDrop,
+		NoNewPrivileges: cs.Security.NoNewPrivileges,
+		Tmpfs:           cs.Security.Tmpfs,
+		StopTimeout:     cs.Restart.StopTimeout,
 	}
-	for _, v := range c.spec.Volumes {
+	for _, v := range cs.Volumes {
 		spec.Volumes = append(spec.Volumes, docker.VolumeMount{Name: v.Name, Target: v.Target, ReadOnly: v.ReadOnly})
 	}
 	return spec, nil
@@ -220,12 +257,12 @@ func (c *challenge) containerSpec(ref, tag, slot string) (docker.ContainerSpec, 
 
 // environment builds the container env; secret values are read here and
 // never logged or stored.
-func (c *challenge) environment() ([]string, error) {
-	env := make([]string, 0, len(c.spec.Env)+len(c.spec.SecretEnvFiles))
-	for k, v := range c.spec.Env {
+func environment(cs configs.Challenge) ([]string, error) {
+	env := make([]string, 0, len(cs.Env)+len(cs.SecretEnvFiles))
+	for k, v := range cs.Env {
 		env = append(env, k+"="+v)
 	}
-	for k, path := range c.spec.SecretEnvFiles {
+	for k, path := range cs.SecretEnvFiles {
 		value, err := readSecret(path)
 		if err != nil {
 			return nil, fmt.Errorf("secret_env_files.%s: %w", k, err)
@@ -259,7 +296,7 @@ func readSecret(path string) (string, error) {
 
 func (c *challenge) createAndStart(ctx context.Context, ref, tag, digest string) error {
 	slot := c.activeSlot()
-	spec, err := c.containerSpec(ref, tag, slot)
+	spec, err := c.containerSpec(c.spec, c.hash, ref, tag, slot)
 	if err != nil {
 		return &refusal{event: "start_failed", err: err}
 	}
@@ -330,10 +367,13 @@ func (c *challenge) adopt(ct docker.Container) {
 	c.armProbe(0)
 }
 
-func (c *challenge) upstreamFor(ct docker.Container) string {
-	if c.agent.Reach == "network" {
-		if ip := ct.NetworkIPs[c.agent.Network]; ip != "" {
-			return "http://" + net.JoinHostPort(ip, strconv.Itoa(c.spec.Port))
+func (c *challenge) upstreamFor(ct docker.Container) string { return c.upstreamOn(ct, c.spec.Port) }
+
+// upstreamOn is the address berth dials for port in ct, as agent.reach says.
+func (sh *shared) upstreamOn(ct docker.Container, port int) string {
+	if sh.agent.Reach == "network" {
+		if ip := ct.NetworkIPs[sh.agent.Network]; ip != "" {
+			return "http://" + net.JoinHostPort(ip, strconv.Itoa(port))
 		}
 		return ""
 	}

@@ -55,10 +55,22 @@ func (c *challenge) onProbe(ctx context.Context, r ProbeResult) {
 	} else {
 		c.publish()
 	}
+	if after == HealthUnhealthy && c.autoRollbackDue(now) {
+		if r := c.startSwap(ctx, c.rec.PreviousVersion, swapAutoRollback); r.err == nil {
+			c.log.Warn().Str("to", c.rec.PreviousVersion).Msg("new version unhealthy within rollback_window; rolling back")
+			return
+		}
+	}
 	if after == HealthUnhealthy && c.spec.Restart.OnUnhealthy {
 		c.restartUnhealthy(ctx)
 		return
 	}
 	// Probes keep their cadence even when each one takes its full timeout.
 	c.armProbe(max(0, c.tracker.NextProbeIn(c.spec.Health)-r.Duration))
+}
+
+// autoRollbackDue: the version cut over recently turned unhealthy.
+func (c *challenge) autoRollbackDue(now time.Time) bool {
+	return c.spec.Update.AutoRollback && c.swap == nil && c.rec.PreviousVersion != "" &&
+		!c.cutOverAt.IsZero() && now.Sub(c.cutOverAt) < c.spec.Update.RollbackWindow
 }

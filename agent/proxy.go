@@ -9,6 +9,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -17,10 +19,25 @@ import (
 // proxy is the stable endpoint: /<challenge>/<rest> goes to the challenge's
 // active container as /<rest>, so callers never track containers.
 type proxy struct {
-	dir     *directory
-	log     zerolog.Logger
-	reverse *httputil.ReverseProxy
+	dir       *directory
+	log       zerolog.Logger
+	reverse   *httputil.ReverseProxy
+	transport *http.Transport
+	inflight  sync.Map // upstream URL → *atomic.Int64, requests being served
 }
+
+// InFlight is how many proxied requests an upstream is serving now; a swap
+// drains the old container until this reaches zero.
+func (p *proxy) InFlight(upstream string) int64 {
+	if n, ok := p.inflight.Load(upstream); ok {
+		return n.(*atomic.Int64).Load()
+	}
+	return 0
+}
+
+// CloseIdle drops idle keep-alive connections, so a drained container is
+// not kept busy by connections nobody uses.
+func (p *proxy) CloseIdle() { p.transport.CloseIdleConnections() }
 
 // route is what ServeHTTP decided, handed to Rewrite and ErrorHandler.
 type route struct {
@@ -38,7 +55,7 @@ func newProxy(dir *directory, log zerolog.Logger) *proxy {
 		ExpectContinueTimeout: time.Second,
 		// No response timeout: challenge evaluations may legitimately run for an hour.
 	}
-	p := &proxy{dir: dir, log: log}
+	p := &proxy{dir: dir, log: log, transport: transport}
 	p.reverse = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			rt := r.In.Context().Value(routeKey{}).(route)
@@ -79,6 +96,10 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadGateway, "upstream_error", "bad upstream address", 0)
 		return
 	}
+	counter, _ := p.inflight.LoadOrStore(st.Upstream, new(atomic.Int64))
+	n := counter.(*atomic.Int64)
+	n.Add(1)
+	defer n.Add(-1)
 	out := r.Clone(context.WithValue(r.Context(), routeKey{}, route{challenge: name, target: target}))
 	if err := setEscapedPath(out.URL, rest); err != nil {
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "bad request path", 0)

@@ -33,12 +33,13 @@ func (a *Agent) reconcile(ctx context.Context, root *supervisor.Supervisor) erro
 		return err
 	}
 	for _, spec := range a.cfg.Challenges {
-		if err := a.register(spec, "config"); err != nil {
+		changed, err := a.register(spec, "config")
+		if err != nil {
 			return err
 		}
 		h := newChallengeHandle(spec.Name)
 		a.dir.put(h)
-		if _, err := root.Add("challenge/"+spec.Name, newChallenge(a.shared, h, spec)); err != nil {
+		if _, err := root.Add("challenge/"+spec.Name, newChallenge(a.shared, h, spec, changed)); err != nil {
 			return err
 		}
 	}
@@ -106,13 +107,14 @@ func (a *Agent) removeChallengeContainers(ctx context.Context, name string, stop
 	return nil
 }
 
-// register stores a challenge's desired spec before it is acted on.
-func (a *Agent) register(spec configs.Challenge, source string) error {
+// register stores a challenge's desired spec before it is acted on and
+// reports whether the entry differs from the one applied before.
+func (a *Agent) register(spec configs.Challenge, source string) (changed bool, err error) {
 	raw, err := json.Marshal(spec)
 	if err != nil {
-		return err
+		return false, err
 	}
-	return a.store.Update(func(tx *statestore.Tx) error {
+	err = a.store.Update(func(tx *statestore.Tx) error {
 		prev, ok, err := tx.GetSpec(spec.Name)
 		if err != nil {
 			return err
@@ -121,6 +123,7 @@ func (a *Agent) register(spec configs.Challenge, source string) error {
 		if ok && prev.SpecHash == hash {
 			return nil
 		}
+		changed = ok
 		if err := tx.PutSpec(statestore.SpecRecord{Name: spec.Name, Source: source, Spec: raw, SpecHash: hash, Applied: raw, UpdatedAt: a.clock.Now()}); err != nil {
 			return err
 		}
@@ -133,4 +136,5 @@ func (a *Agent) register(spec configs.Challenge, source string) error {
 		}
 		return nil
 	})
+	return changed, err
 }

@@ -294,3 +294,5 @@ func rewriteConfig(t testing.TB, path, old, new string) string {
 	}
 	return path
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -46,14 +46,14 @@ type RuntimeRecord struct {
 	PreviousVersion string                `json:"previous_version"`
 	// DesiredVersion is a version set through the API; it stands until the
 	// challenge's config entry changes.
-	DesiredVersion string `json:"desired_version,omitempty"`
-	Restarts        int                   `json:"restarts"`        // total
-	RestartAttempt  int                   `json:"restart_attempt"` // n for backoff, reset after healthy reset_after
-	RestartTimes    []time.Time           `json:"restart_times"`   // within window, for max_restarts; newest MaxRestartTimes kept
-	LastExitCode    *int                  `json:"last_exit_code"`
-	StartedAt       time.Time             `json:"started_at"`
-	HealthySince    time.Time             `json:"healthy_since"`
-	UpdatedAt       time.Time             `json:"updated_at"`
+	DesiredVersion string      `json:"desired_version,omitempty"`
+	Restarts       int         `json:"restarts"`        // total
+	RestartAttempt int         `json:"restart_attempt"` // n for backoff, reset after healthy reset_after
+	RestartTimes   []time.Time `json:"restart_times"`   // within window, for max_restarts; newest MaxRestartTimes kept
+	LastExitCode   *int        `json:"last_exit_code"`
+	StartedAt      time.Time   `json:"started_at"`
+	HealthySince   time.Time   `json:"healthy_since"`
+	UpdatedAt      time.Time   `json:"updated_at"`
 }
 
 // Event is one entry of the event log. Seq is assigned by the store.

@@ -47,6 +47,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdStatus(args[1:], stdout, stderr)
 	case "restart":
 		return cmdRestart(args[1:], stdout, stderr)
+	case "swap":
+		return cmdSwap(args[1:], stdout, stderr)
+	case "rollback":
+		return cmdRollback(args[1:], stdout, stderr)
 	case "events":
 		return cmdEvents(args[1:], stdout, stderr)
 	case "logs":
@@ -71,7 +75,9 @@ func usage(w io.Writer) {
   berth run --config PATH [--data-dir DIR] [--log-format json|console] [--log-level LEVEL]
   berth config validate PATH
   berth status [-o table|json]            (alias: ps)
+  berth swap NAME VERSION [--wait] [--timeout DURATION]
   berth restart NAME
+  berth rollback NAME [--wait]
   berth events [-f] [--challenge NAME] [--since SEQ] [-o text|json]
   berth logs NAME [-f] [--tail N]
   berth checkpoint create | list | verify FILE | restore FILE --data-dir DIR

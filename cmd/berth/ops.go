@@ -75,7 +75,7 @@ func interleave(args []string) []string {
 
 func takesValue(flagName string) bool {
 	switch strings.TrimLeft(flagName, "-") {
-	case "f", "follow", "wait":
+	case "f", "follow", "wait", "w":
 		return false
 	}
 	return true

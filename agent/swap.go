@@ -1,0 +1,646 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+
+	"berth/configs"
+	"berth/docker"
+	"berth/statestore"
+)
+
+// Swap phases (SPEC §5.5).
+const (
+	phasePulling        = "pulling"
+	phaseExporting      = "exporting_state"
+	phaseStarting       = "starting"
+	phaseWaitingHealthy = "waiting_healthy"
+	phaseImporting      = "importing_state"
+	phaseCuttingOver    = "cutting_over"
+	phaseDraining       = "draining"
+	phaseCompleted      = "completed"
+	phaseRollingBack    = "rolling_back"
+	phaseRolledBack     = "rolled_back"
+	phaseFailed         = "failed"
+)
+
+// Why a swap runs; rollbacks report swap_rolled_back when they finish.
+const (
+	swapRequested    = "swap"
+	swapRollback     = "rollback"
+	swapAutoRollback = "auto_rollback"
+	swapConfig       = "config"
+)
+
+// Errors a swap request can be refused with.
+var (
+	errSwapRunning = errors.New("a swap is already running for this challenge")
+	errNoContainer = errors.New("challenge has no running container to swap from")
+	errNoPrevious  = errors.New("challenge has no previous version to roll back to")
+	errSwapNoop    = errors.New("version already running")
+	errBadVersion  = errors.New("bad version")
+)
+
+// Messages of the swap protocol.
+type (
+	// msgSwap asks the challenge to swap to version.
+	msgSwap struct {
+		version string
+		kind    string
+		reply   chan swapReply
+	}
+	swapReply struct {
+		id, from, to string
+		err          error
+	}
+	// msgCutOver is sent by the swap goroutine when the new container is
+	// ready; the challenge makes it active and answers.
+	msgCutOver struct {
+		job   *swapJob
+		ct    docker.Container
+		slot  string
+		tag   string
+		dig   string
+		reply chan error
+	}
+	// msgSwapDone ends a swap.
+	msgSwapDone struct {
+		job *swapJob
+		err error
+	}
+)
+
+// swapJob is one swap. The swap goroutine owns everything but plan, which
+// it publishes for the challenge goroutine to read.
+type swapJob struct {
+	kind      string
+	requested string
+	spec      configs.Challenge // target spec: the challenge's with the new version
+	hash      string
+	fromID    string
+	fromSlot  string
+	fromURL   string
+	previous  string // container id of the previous version, after cut-over
+	plan      atomic.Pointer[statestore.SwapPlan]
+	cutOver   atomic.Bool
+	newID     string
+	startedAt time.Time
+}
+
+func (j *swapJob) snapshot() statestore.SwapPlan { return *j.plan.Load() }
+
+func newSwapID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// startSwap begins a swap from the active container; the work runs in its
+// own goroutine so the challenge keeps supervising the serving container.
+func (c *challenge) startSwap(ctx context.Context, version, kind string) swapReply {
+	if c.swap != nil {
+		return swapReply{err: errSwapRunning}
+	}
+	if c.current == nil || c.lifecycle != Running {
+		return swapReply{err: errNoContainer}
+	}
+	if version == "" {
+		return swapReply{err: errNoPrevious}
+	}
+	if !configs.IsExactVersion(version) {
+		if _, err := semver.NewConstraint(version); err != nil {
+			return swapReply{err: fmt.Errorf("%w: %q is neither a tag nor a semver constraint", errBadVersion, version)}
+		}
+	}
+	target := c.spec.Clone()
+	target.Version = version
+	job := &swapJob{kind: kind, requested: version, spec: target, hash: target.SpecHash(), fromID: c.current.ID,
+		fromSlot: c.activeSlot(), fromURL: c.upstream, startedAt: c.clock.Now()}
+	plan := statestore.SwapPlan{ID: newSwapID(), Challenge: c.spec.Name, Phase: phasePulling, From: c.rec.Version, To: version,
+		FromSlot: job.fromSlot, ToSlot: otherSlot(job.fromSlot), StartedAt: job.startedAt, UpdatedAt: job.startedAt}
+	job.plan.Store(&plan)
+	err := c.store.Update(func(tx *statestore.Tx) error {
+		if err := tx.PutSwap(plan); err != nil {
+			return err
+		}
+		ev, err := tx.AppendEvent(statestore.Event{Type: "swap_started", Challenge: c.spec.Name, Version: c.rec.Version, From: plan.From, To: version,
+			Phase: plan.Phase, Message: fmt.Sprintf("%s %s → %s (%s)", kind, plan.From, version, plan.ID)})
+		if err == nil {
+			logEvent(c.log, ev)
+		}
+		return err
+	})
+	if err != nil {
+		return swapReply{err: err}
+	}
+	c.swap = job
+	c.lastSwap = job
+	c.swapsRunning.Add(1)
+	go func() {
+		defer c.swapsRunning.Done()
+		err := c.runSwap(ctx, job)
+		select {
+		case c.swapMsgs <- msgSwapDone{job: job, err: err}:
+		case <-ctx.Done():
+		}
+	}()
+	c.publish()
+	return swapReply{id: plan.ID, from: plan.From, to: version}
+}
+
+// setPhase persists the plan's next phase before the phase is acted on.
+func (c *challenge) setPhase(job *swapJob, phase string, change func(*statestore.SwapPlan)) error {
+	plan := job.snapshot()
+	plan.Phase = phase
+	plan.UpdatedAt = c.clock.Now()
+	if change != nil {
+		change(&plan)
+	}
+	err := c.store.Update(func(tx *statestore.Tx) error {
+		if err := tx.PutSwap(plan); err != nil {
+			return err
+		}
+		_, err := tx.AppendEvent(statestore.Event{Type: "swap_phase", Challenge: c.spec.Name, Phase: phase, From: plan.From, To: plan.To,
+			Message: "swap " + plan.ID + ": " + phase})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("persist swap phase %s: %w", phase, err)
+	}
+	job.plan.Store(&plan)
+	c.log.Info().Str("swap", plan.ID).Str("phase", phase).Str("from", plan.From).Str("to", plan.To).Msg("swap phase")
+	return nil
+}
+
+// runSwap runs the phases in the swap goroutine. It touches no challenge
+// state: the cut-over goes through the challenge goroutine.
+func (c *challenge) runSwap(ctx context.Context, job *swapJob) error {
+	spec := job.spec
+	tag, err := resolveVersion(ctx, c.engine, spec.Image, job.requested)
+	if err != nil {
+		return c.failSwap(ctx, job, err)
+	}
+	if err := c.setPhase(job, phasePulling, func(p *statestore.SwapPlan) { p.To = tag }); err != nil {
+		return err
+	}
+	if tag == job.snapshot().From && job.kind != swapAutoRollback && job.kind != swapRollback {
+		return errSwapNoop
+	}
+	ref := spec.Image + ":" + tag
+	digest, err := c.imageDigest(ctx, spec.Name, spec.PullPolicy, ref, nil)
+	if err != nil {
+		return c.failSwap(ctx, job, err)
+	}
+	if spec.Digest != "" && digest != spec.Digest {
+		return c.failSwap(ctx, job, fmt.Errorf("image %s has digest %q, but the challenge pins %s", ref, digest, spec.Digest))
+	}
+
+	var snapshot []byte
+	if spec.State.Export != "" && handOffAllowed(job.snapshot().From, tag, spec.State.AcrossMajor) {
+		if err := c.setPhase(job, phaseExporting, nil); err != nil {
+			return err
+		}
+		if snapshot, err = c.exportState(ctx, job.fromURL+spec.State.Export); err != nil {
+			return c.failSwap(ctx, job, fmt.Errorf("export state: %w", err))
+		}
+		if _, err := c.store.PutSnapshot(statestore.Snapshot{Challenge: spec.Name, Version: job.snapshot().From, Data: snapshot}); err != nil {
+			return c.failSwap(ctx, job, fmt.Errorf("store state snapshot: %w", err))
+		}
+	}
+
+	slot := otherSlot(job.fromSlot)
+	if err := c.setPhase(job, phaseStarting, nil); err != nil {
+		return err
+	}
+	ct, err := c.startInSlot(ctx, job, ref, tag, slot)
+	if err != nil {
+		return c.failSwap(ctx, job, err)
+	}
+	if err := c.setPhase(job, phaseWaitingHealthy, func(p *statestore.SwapPlan) { p.ToContainerID = ct.ID }); err != nil {
+		return err
+	}
+	upstream := c.upstreamOn(ct, spec.Port)
+	tracker, err := c.waitHealthy(ctx, spec, upstream)
+	if err != nil {
+		return c.failSwap(ctx, job, err)
+	}
+	if spec.State.Import != "" && snapshot != nil {
+		if err := c.setPhase(job, phaseImporting, nil); err != nil {
+			return err
+		}
+		if err := c.importState(ctx, upstream+spec.State.Import, snapshot); err != nil {
+			return c.failSwap(ctx, job, fmt.Errorf("import state: %w", err))
+		}
+	}
+
+	if err := c.setPhase(job, phaseCuttingOver, nil); err != nil {
+		return err
+	}
+	reply := make(chan error, 1)
+	select {
+	case c.swapMsgs <- msgCutOver{job: job, ct: ct, slot: slot, tag: tag, dig: digest, reply: reply}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		if err != nil {
+			return c.failSwap(ctx, job, err)
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	_ = tracker
+
+	// Cut over: drain the old container, then stop it (it is kept for rollback).
+	c.drain(ctx, job.fromURL, spec.Update.DrainTimeout)
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), spec.Restart.StopTimeout+30*time.Second)
+	defer cancel()
+	if err := c.engine.Stop(stopCtx, job.fromID, spec.Restart.StopTimeout); err != nil {
+		c.log.Warn().Err(err).Str(fieldContainerID, shortID(job.fromID)).Msg("stop previous container")
+	}
+	return nil
+}
+
+// handOffAllowed refuses state hand-off across a major version unless the
+// challenge allows it.
+func handOffAllowed(from, to string, acrossMajor bool) bool {
+	if acrossMajor {
+		return true
+	}
+	a, errA := semver.NewVersion(from)
+	b, errB := semver.NewVersion(to)
+	if errA != nil || errB != nil {
+		return false
+	}
+	return a.Major() == b.Major()
+}
+
+// startInSlot starts the new version in slot, reusing a kept container of
+// exactly that version and spec (a fast rollback) or creating a fresh one.
+func (c *challenge) startInSlot(ctx context.Context, job *swapJob, ref, tag, slot string) (docker.Container, error) {
+	name := docker.ContainerName(c.agentID, job.spec.Name, slot)
+	if old, err := c.engine.Inspect(ctx, name); err == nil {
+		reusable := old.Labels[docker.LabelVersion] == tag && old.Labels[docker.LabelSpecHash] == job.hash && !old.Running
+		if reusable && c.engine.Start(ctx, old.ID) == nil {
+			job.newID = old.ID
+			return c.engine.Inspect(ctx, old.ID)
+		}
+		if err := c.engine.Remove(ctx, old.ID); err != nil {
+			return docker.Container{}, err
+		}
+	}
+	spec, err := c.containerSpec(job.spec, job.hash, ref, tag, slot)
+	if err != nil {
+		return docker.Container{}, err
+	}
+	id, err := c.engine.Create(ctx, spec)
+	if err != nil {
+		return docker.Container{}, err
+	}
+	job.newID = id
+	if err := c.engine.Start(ctx, id); err != nil {
+		return docker.Container{}, err
+	}
+	return c.engine.Inspect(ctx, id)
+}
+
+// waitHealthy probes the new container until it has passed success_threshold
+// probes and stayed healthy for min_healthy_time, within healthy_deadline.
+func (c *challenge) waitHealthy(ctx context.Context, spec configs.Challenge, upstream string) (HealthTracker, error) {
+	if upstream == "" {
+		return HealthTracker{}, errors.New("new container has no reachable address")
+	}
+	deadline := c.clock.Now().Add(spec.Update.HealthyDeadline)
+	tracker := NewHealthTracker(c.clock.Now())
+	var healthySince time.Time
+	for {
+		r := c.prober.Probe(ctx, upstream+spec.Health.Path, spec.Health.Timeout)
+		r.At = c.clock.Now()
+		tracker = tracker.Observe(r, spec.Health)
+		switch {
+		case tracker.State != HealthHealthy:
+			healthySince = time.Time{}
+		case healthySince.IsZero():
+			healthySince = r.At
+		}
+		if !healthySince.IsZero() && r.At.Sub(healthySince) >= spec.Update.MinHealthyTime {
+			return tracker, nil
+		}
+		if !r.At.Before(deadline) {
+			last := tracker.LastError
+			if last == "" {
+				last = "health " + string(tracker.State)
+			}
+			return tracker, fmt.Errorf("new version not healthy within healthy_deadline %s (last: %s)", spec.Update.HealthyDeadline, last)
+		}
+		wait := max(0, tracker.NextProbeIn(spec.Health)-r.Duration)
+		if !healthySince.IsZero() {
+			wait = min(wait, spec.Update.MinHealthyTime-r.At.Sub(healthySince))
+		}
+		t := c.clock.NewTimer(min(wait, time.Until(deadline)+time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return tracker, ctx.Err()
+		case <-t.C():
+		}
+	}
+}
+
+// drain waits until the old upstream has no proxied request in flight, up to
+// timeout, then drops idle connections to it.
+func (c *challenge) drain(ctx context.Context, upstream string, timeout time.Duration) {
+	deadline := c.clock.Now().Add(timeout)
+	// Requests that read the old address just before the cut-over count
+	// themselves in right after; give them a moment.
+	grace := 250 * time.Millisecond
+	for {
+		t := c.clock.NewTimer(grace)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		}
+		grace = 100 * time.Millisecond
+		n := c.inflight(upstream)
+		if n == 0 || !c.clock.Now().Before(deadline) {
+			if n > 0 {
+				c.log.Warn().Int64("in_flight", n).Str("drain_timeout", timeout.String()).Msg("drain timed out; stopping the previous container")
+			}
+			break
+		}
+	}
+	c.closeIdle()
+}
+
+// maxStateTransfer bounds one state hand-off request.
+const maxStateTransfer = 60 * time.Second
+
+func (c *challenge) exportState(ctx context.Context, url string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, maxStateTransfer)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, statestore.MaxSnapshotBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > statestore.MaxSnapshotBytes {
+		return nil, fmt.Errorf("state larger than %d bytes", statestore.MaxSnapshotBytes)
+	}
+	return data, nil
+}
+
+func (c *challenge) importState(ctx context.Context, url string, data []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, maxStateTransfer)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("POST %s: status %d", url, resp.StatusCode)
+	}
+	return nil
+}
+
+// failSwap removes the new container; the old one never stopped serving.
+func (c *challenge) failSwap(ctx context.Context, job *swapJob, cause error) error {
+	if ctx.Err() != nil {
+		return ctx.Err() // berth is stopping: the plan stays for recovery
+	}
+	_ = c.setPhase(job, phaseRollingBack, func(p *statestore.SwapPlan) { p.Error = cause.Error() })
+	if job.newID != "" {
+		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := c.engine.Remove(rmCtx, job.newID); err != nil {
+			c.log.Warn().Err(err).Msg("remove container of failed swap")
+		}
+	}
+	_ = c.setPhase(job, phaseRolledBack, nil)
+	return cause
+}
+
+// onCutOver makes the new container active: one transaction records the new
+// active slot and the plan's cut-over, then the proxy routes to it.
+func (c *challenge) onCutOver(m msgCutOver) {
+	plan := m.job.snapshot()
+	plan.Phase = phaseDraining
+	plan.CutOver = true
+	plan.UpdatedAt = c.clock.Now()
+	rec := c.rec
+	rec.Slots = make(map[string]statestore.SlotRecord, len(c.rec.Slots)+1)
+	for k, v := range c.rec.Slots {
+		rec.Slots[k] = v
+	}
+	rec.Slots[m.slot] = statestore.SlotRecord{ContainerID: m.ct.ID, ContainerName: m.ct.Name, Image: m.job.spec.Image + ":" + m.tag,
+		Version: m.tag, Digest: m.dig, SpecHash: m.job.hash, CreatedAt: c.clock.Now()}
+	rec.ActiveSlot = m.slot
+	rec.PreviousVersion = c.rec.Version
+	rec.Version = m.tag
+	rec.Digest = m.dig
+	rec.StartedAt = m.ct.StartedAt
+	rec.RestartAttempt = 0
+	if m.job.kind != swapConfig {
+		rec.DesiredVersion = m.job.requested
+	}
+	tracker := NewHealthTracker(c.clock.Now())
+	tracker.State, tracker.PassedOnce = HealthHealthy, true
+	rec.Health = string(HealthHealthy)
+	rec.HealthySince = c.clock.Now()
+	rec.UpdatedAt = c.clock.Now()
+	err := c.store.Update(func(tx *statestore.Tx) error {
+		if err := tx.PutRuntime(rec); err != nil {
+			return err
+		}
+		if err := tx.PutSwap(plan); err != nil {
+			return err
+		}
+		ev, err := tx.AppendEvent(statestore.Event{Type: "swap_phase", Challenge: c.spec.Name, ContainerID: m.ct.ID, Version: m.tag,
+			Phase: phaseDraining, From: plan.From, To: m.tag, Message: "swap " + plan.ID + ": cut over to " + m.tag})
+		if err == nil {
+			logEvent(c.log, ev)
+		}
+		return err
+	})
+	if err != nil {
+		m.reply <- fmt.Errorf("persist cut-over: %w", err)
+		return
+	}
+	m.job.plan.Store(&plan)
+	m.job.cutOver.Store(true)
+	m.job.previous = m.job.fromID
+	c.rec = rec
+	c.spec = m.job.spec
+	c.hash = m.job.hash
+	ct := m.ct
+	c.current = &ct
+	c.upstream = c.upstreamFor(ct)
+	c.tracker = tracker
+	c.cutOverAt = c.clock.Now()
+	c.publish()
+	c.armProbe(c.spec.Health.Interval)
+	m.reply <- nil
+}
+
+// onSwapDone records how a swap ended and schedules removal of the kept
+// previous container.
+func (c *challenge) onSwapDone(m msgSwapDone) {
+	if c.swap != m.job {
+		return
+	}
+	c.swap = nil
+	plan := m.job.snapshot()
+	ev := statestore.Event{Type: "swap_completed", Challenge: c.spec.Name, From: plan.From, To: plan.To, Phase: phaseCompleted,
+		Message: fmt.Sprintf("swap %s: %s → %s completed in %s", plan.ID, plan.From, plan.To, c.clock.Now().Sub(m.job.startedAt).Round(time.Millisecond))}
+	switch {
+	case errors.Is(m.err, errSwapNoop):
+		ev.Message = "swap " + plan.ID + ": " + plan.To + " is already running"
+	case m.err != nil:
+		plan.Phase, plan.Error = phaseRolledBack, m.err.Error()
+		ev.Type, ev.Phase, ev.Error = "swap_failed", phaseRolledBack, m.err.Error()
+		ev.Message = fmt.Sprintf("swap %s: %s → %s failed; %s keeps serving", plan.ID, plan.From, plan.To, plan.From)
+	case m.job.kind == swapAutoRollback || m.job.kind == swapRollback:
+		ev.Type = "swap_rolled_back"
+		ev.Message = fmt.Sprintf("rolled back %s → %s", plan.From, plan.To)
+	}
+	if m.err == nil || errors.Is(m.err, errSwapNoop) {
+		plan.Phase = phaseCompleted
+	}
+	m.job.plan.Store(&plan)
+	err := c.store.Update(func(tx *statestore.Tx) error {
+		if err := tx.DeleteSwap(c.spec.Name); err != nil {
+			return err
+		}
+		saved, err := tx.AppendEvent(ev)
+		if err == nil {
+			ev = saved
+		}
+		return err
+	})
+	if err != nil {
+		c.log.Error().Err(err).Msg("persist end of swap")
+	}
+	logEvent(c.log, ev)
+	if m.job.cutOver.Load() && m.job.previous != "" {
+		c.keepPrevious(m.job.previous, c.spec.Update.KeepPrevious)
+	}
+	c.publish()
+}
+
+// keepPrevious removes the stopped previous container after keep.
+func (c *challenge) keepPrevious(id string, keep time.Duration) {
+	if c.keepTimer != nil {
+		c.keepTimer.Stop()
+	}
+	c.keepID = id
+	c.keepTimer = c.clock.NewTimer(keep)
+}
+
+func (c *challenge) removePrevious(ctx context.Context) {
+	c.keepTimer = nil
+	id := c.keepID
+	c.keepID = ""
+	if id == "" || (c.current != nil && c.current.ID == id) || (c.swap != nil) {
+		return
+	}
+	if err := c.engine.Remove(ctx, id); err != nil {
+		c.log.Warn().Err(err).Msg("remove previous container")
+		return
+	}
+	for slot, rec := range c.rec.Slots {
+		if rec.ContainerID == id && slot != c.activeSlot() {
+			delete(c.rec.Slots, slot)
+		}
+	}
+	c.persist()
+}
+
+// recoverSwap settles a swap interrupted by a berth crash: before the
+// cut-over it is rolled back, after it completed.
+func (c *challenge) recoverSwap(ctx context.Context) bool {
+	plan, ok, err := c.store.GetSwap(c.spec.Name)
+	if err != nil {
+		return false
+	}
+	if !ok {
+		return true
+	}
+	activeID := c.rec.Slots[c.activeSlot()].ContainerID
+	ev := statestore.Event{Challenge: c.spec.Name, From: plan.From, To: plan.To}
+	if !plan.CutOver {
+		if id := plan.ToContainerID; id != "" && id != activeID {
+			if err := c.engine.Remove(ctx, id); err != nil {
+				c.log.Warn().Err(err).Msg("remove container of interrupted swap; will retry")
+				return false
+			}
+		} else if name := docker.ContainerName(c.agentID, c.spec.Name, plan.ToSlot); plan.ToSlot != c.activeSlot() {
+			_ = c.engine.Remove(ctx, name)
+		}
+		ev.Type, ev.Phase, ev.Error = "swap_failed", phaseRolledBack, "berth restarted before the cut-over"
+		ev.Message = fmt.Sprintf("swap %s: rolled back after a berth restart; %s keeps serving", plan.ID, plan.From)
+	} else {
+		if from := c.rec.Slots[plan.FromSlot]; from.ContainerID != "" && from.ContainerID != activeID {
+			if err := c.engine.Stop(ctx, from.ContainerID, c.spec.Restart.StopTimeout); err != nil {
+				c.log.Warn().Err(err).Msg("stop previous container of interrupted swap; will retry")
+				return false
+			}
+			c.keepPrevious(from.ContainerID, c.spec.Update.KeepPrevious)
+		}
+		ev.Type, ev.Phase = "swap_completed", phaseCompleted
+		ev.Message = fmt.Sprintf("swap %s: completed after a berth restart", plan.ID)
+	}
+	err = c.store.Update(func(tx *statestore.Tx) error {
+		if err := tx.DeleteSwap(c.spec.Name); err != nil {
+			return err
+		}
+		saved, err := tx.AppendEvent(ev)
+		if err == nil {
+			ev = saved
+		}
+		return err
+	})
+	if err != nil {
+		return false
+	}
+	logEvent(c.log, ev)
+	return true
+}
+
+// swapStatus is the API view of a swap.
+func swapStatus(job *swapJob) *SwapStatus {
+	if job == nil {
+		return nil
+	}
+	p := job.snapshot()
+	return &SwapStatus{ID: p.ID, Phase: p.Phase, From: p.From, To: p.To, StartedAt: p.StartedAt, Error: p.Error}
+}
