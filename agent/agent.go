@@ -155,6 +155,7 @@ func isLoopbackAddr(addr string) bool {
 // agent.shutdown is "stop". Run closes the store and listeners before returning.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.closeAll()
+	a.publishRecorded()
 	root := supervisor.New(supervisor.Spec{Name: "berth", Clock: a.clock, EventHook: a.logSupervisorEvent})
 	api := &adminAPI{dir: a.dir, store: a.store, engine: a.engine, checkpoints: a.checkpoints, token: a.token, log: a.log.With().Str(fieldComponent, "api").Logger(),
 		ready: a.readiness, health: a.healthReport, started: a.started}

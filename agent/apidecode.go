@@ -200,7 +200,7 @@ func validateChallengeName(name string) *APIError {
 // constraint, with the same rules as the config file.
 func validateVersion(v string) *APIError {
 	if err := configs.CheckVersion(v); err != nil {
-		return badRequest("version: " + clip(err.Error()))
+		return badRequest("version: " + err.Error()) // CheckVersion bounds what it repeats
 	}
 	return nil
 }

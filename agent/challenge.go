@@ -84,20 +84,22 @@ type challenge struct {
 	cutOverAt     time.Time
 	keepTimer     supervisor.Timer
 	keepID        string
+	autoTimer     supervisor.Timer
+	badVersions   map[string]bool // failed or rolled back; auto-update skips them
 }
 
 func newChallenge(sh *shared, h *challengeHandle, spec configs.Challenge, configChanged bool) *challenge {
 	return &challenge{
 		configChanged: configChanged,
 		swapMsgs:      make(chan any),
-		shared:       sh,
-		handle:       h,
-		spec:         spec,
-		hash:         spec.SpecHash(),
-		log:          sh.log.With().Str(fieldChallenge, spec.Name).Logger(),
-		lifecycle:    Registered,
-		tracker:      NewHealthTracker(time.Time{}),
-		probeResults: make(chan ProbeResult, 1),
+		shared:        sh,
+		handle:        h,
+		spec:          spec,
+		hash:          spec.SpecHash(),
+		log:           sh.log.With().Str(fieldChallenge, spec.Name).Logger(),
+		lifecycle:     Registered,
+		tracker:       NewHealthTracker(time.Time{}),
+		probeResults:  make(chan ProbeResult, 1),
 	}
 }
 
@@ -109,7 +111,10 @@ func (c *challenge) Serve(ctx context.Context) error {
 	defer c.stopTimers()
 	// A restart by the supervisor begins from the store, not from leftovers.
 	c.actionTimer, c.probeTimer, c.probing, c.current = nil, nil, false, nil
-	c.keepTimer, c.swap, c.recovered = nil, nil, false
+	c.keepTimer, c.swap, c.recovered, c.autoTimer = nil, nil, false, nil
+	if c.badVersions == nil {
+		c.badVersions = map[string]bool{}
+	}
 	select {
 	case <-c.probeResults:
 	default:
@@ -119,6 +124,7 @@ func (c *challenge) Serve(ctx context.Context) error {
 	}
 	c.publish()
 	c.armAction(0)
+	c.armAutoUpdate()
 	for {
 		select {
 		case <-ctx.Done():
@@ -144,6 +150,8 @@ func (c *challenge) Serve(ctx context.Context) error {
 			}
 		case <-timerC(c.keepTimer):
 			c.removePrevious(ctx)
+		case <-timerC(c.autoTimer):
+			c.checkForUpdate(ctx)
 		}
 	}
 }
@@ -170,7 +178,7 @@ func (c *challenge) armProbe(d time.Duration) {
 }
 
 func (c *challenge) stopTimers() {
-	for _, t := range []supervisor.Timer{c.actionTimer, c.probeTimer, c.keepTimer} {
+	for _, t := range []supervisor.Timer{c.actionTimer, c.probeTimer, c.keepTimer, c.autoTimer} {
 		if t != nil {
 			t.Stop()
 		}
@@ -196,6 +204,11 @@ func (c *challenge) load() error {
 	} else if rec.DesiredVersion != "" {
 		c.spec.Version = rec.DesiredVersion
 		c.hash = c.spec.SpecHash()
+	}
+	// Until the container is adopted, clients keep reaching it at its last address.
+	c.upstream = rec.Upstream
+	if h := Health(rec.Health); h.Serving() {
+		c.tracker.State, c.tracker.PassedOnce = h, true
 	}
 	// A new process starts from registered; only a give-up outlives berth.
 	if ParseLifecycle(rec.Lifecycle) == Failed {
@@ -225,6 +238,10 @@ func (c *challenge) setLifecycle(to Lifecycle) bool {
 func (c *challenge) persist(events ...statestore.Event) {
 	c.rec.Health = string(c.tracker.State)
 	c.rec.UpdatedAt = c.clock.Now()
+	c.rec.Upstream = ""
+	if c.current != nil {
+		c.rec.Upstream = c.upstream
+	}
 	var committed []statestore.Event
 	err := c.store.Update(func(tx *statestore.Tx) error {
 		committed = committed[:0]
@@ -283,6 +300,8 @@ func (c *challenge) publish() {
 			started := c.rec.StartedAt
 			st.StartedAt = &started
 		}
+	} else if c.lifecycle == Registered {
+		carryRecorded(st, c.rec)
 	}
 	c.handle.status.Store(st)
 }
@@ -316,5 +335,20 @@ func (c *challenge) onMessage(ctx context.Context, msg any) {
 			}
 		}
 		c.checkContainer(ctx)
+	}
+}
+
+// carryRecorded fills a not-yet-adopted challenge's status from its record:
+// clients keep being served by the container that was serving before berth
+// restarted, and the API never flips it to unknown.
+func carryRecorded(st *ChallengeStatus, rec statestore.RuntimeRecord) {
+	slot := rec.Slots[rec.ActiveSlot]
+	st.ContainerID, st.ContainerName, st.Upstream = slot.ContainerID, slot.ContainerName, rec.Upstream
+	if h := Health(rec.Health); h.Serving() {
+		st.Health = h
+	}
+	if !rec.StartedAt.IsZero() {
+		started := rec.StartedAt
+		st.StartedAt = &started
 	}
 }

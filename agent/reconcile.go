@@ -37,8 +37,11 @@ func (a *Agent) reconcile(ctx context.Context, root *supervisor.Supervisor) erro
 		if err != nil {
 			return err
 		}
-		h := newChallengeHandle(spec.Name)
-		a.dir.put(h)
+		h := a.dir.get(spec.Name)
+		if h == nil {
+			h = newChallengeHandle(spec.Name)
+			a.dir.put(h)
+		}
 		if _, err := root.Add("challenge/"+spec.Name, newChallenge(a.shared, h, spec, changed)); err != nil {
 			return err
 		}
@@ -137,4 +140,21 @@ func (a *Agent) register(spec configs.Challenge, source string) (changed bool, e
 		return nil
 	})
 	return changed, err
+}
+
+// publishRecorded lists the configured challenges at once, with what the
+// store remembers, so the stable endpoint serves while berth starts.
+func (a *Agent) publishRecorded() {
+	for _, spec := range a.cfg.Challenges {
+		h := newChallengeHandle(spec.Name)
+		if rec, ok, err := a.store.GetRuntime(spec.Name); err == nil && ok {
+			st := *h.status.Load()
+			st.Image, st.Version, st.Digest = spec.Image, rec.Version, rec.Digest
+			st.Restarts, st.LastExitCode, st.PreviousVersion = rec.Restarts, rec.LastExitCode, rec.PreviousVersion
+			st.Endpoint = a.shared.proxyBase + "/" + spec.Name + "/"
+			carryRecorded(&st, rec)
+			h.status.Store(&st)
+		}
+		a.dir.put(h)
+	}
 }

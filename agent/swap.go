@@ -40,6 +40,7 @@ const (
 	swapRollback     = "rollback"
 	swapAutoRollback = "auto_rollback"
 	swapConfig       = "config"
+	swapAuto         = "auto"
 )
 
 // Errors a swap request can be refused with.
@@ -190,7 +191,7 @@ func (c *challenge) runSwap(ctx context.Context, job *swapJob) error {
 	if err != nil {
 		return c.failSwap(ctx, job, err)
 	}
-	if err := c.setPhase(job, phasePulling, func(p *statestore.SwapPlan) { p.To = tag }); err != nil {
+	if err := c.setPhase(job, phasePulling, func(p *statestore.SwapPlan) { p.To, p.Delta = tag, versionDelta(p.From, tag) }); err != nil {
 		return err
 	}
 	if tag == job.snapshot().From && job.kind != swapAutoRollback && job.kind != swapRollback {
@@ -270,6 +271,26 @@ func (c *challenge) runSwap(ctx context.Context, job *swapJob) error {
 		c.log.Warn().Err(err).Str(fieldContainerID, shortID(job.fromID)).Msg("stop previous container")
 	}
 	return nil
+}
+
+// versionDelta classifies a version change for the plan and hand-off rules.
+func versionDelta(from, to string) string {
+	a, errA := semver.NewVersion(from)
+	b, errB := semver.NewVersion(to)
+	switch {
+	case errA != nil || errB != nil:
+		return "other"
+	case b.LessThan(a):
+		return "downgrade"
+	case a.Major() != b.Major():
+		return "major"
+	case a.Minor() != b.Minor():
+		return "minor"
+	case a.Equal(b):
+		return "same"
+	default:
+		return "patch"
+	}
 }
 
 // handOffAllowed refuses state hand-off across a major version unless the
@@ -470,7 +491,7 @@ func (c *challenge) onCutOver(m msgCutOver) {
 	rec.Digest = m.dig
 	rec.StartedAt = m.ct.StartedAt
 	rec.RestartAttempt = 0
-	if m.job.kind != swapConfig {
+	if m.job.kind != swapConfig && m.job.kind != swapAuto {
 		rec.DesiredVersion = m.job.requested
 	}
 	tracker := NewHealthTracker(c.clock.Now())
@@ -526,10 +547,12 @@ func (c *challenge) onSwapDone(m msgSwapDone) {
 	case errors.Is(m.err, errSwapNoop):
 		ev.Message = "swap " + plan.ID + ": " + plan.To + " is already running"
 	case m.err != nil:
+		c.badVersions[plan.To] = true
 		plan.Phase, plan.Error = phaseRolledBack, m.err.Error()
 		ev.Type, ev.Phase, ev.Error = "swap_failed", phaseRolledBack, m.err.Error()
 		ev.Message = fmt.Sprintf("swap %s: %s → %s failed; %s keeps serving", plan.ID, plan.From, plan.To, plan.From)
 	case m.job.kind == swapAutoRollback || m.job.kind == swapRollback:
+		c.badVersions[plan.From] = m.job.kind == swapAutoRollback
 		ev.Type = "swap_rolled_back"
 		ev.Message = fmt.Sprintf("rolled back %s → %s", plan.From, plan.To)
 	}

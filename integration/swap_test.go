@@ -335,3 +335,44 @@ func TestBerthKilledMidSwapIsConsistentOnRestart(t *testing.T) {
 		t.Errorf("swap_failed event after restart: %+v", ev)
 	}
 }
+
+func TestConfigVersionChangeSwapsBlueGreenAtRestart(t *testing.T) {
+	testenv.RequireDocker(t)
+	reg := testenv.StartRegistry(t)
+	id := testenv.AgentID(t)
+	reg.PushChallenge(t, "berth-it/echo", "1.0.0", nil)
+	reg.PushChallenge(t, "berth-it/echo", "1.1.0", nil)
+	cfg := berthConfig(t, id, swapYAML("svc", reg.Host+"/berth-it/echo", "1.0.0", "min_healthy_time: 200ms"))
+	ra := startAgent(t, cfg)
+	before := waitServing(t, ra.api, "svc", 60*time.Second, nil)
+	ra.stop(t)
+
+	cfg = rewriteConfig(t, cfg, `version: "1.0.0"`, `version: "1.1.0"`)
+	ra2 := startAgent(t, cfg)
+	// The old container is adopted and serves while the new version comes up.
+	l := startLoad(t, ra2.proxy+"/svc", 3, 0)
+	swap := waitSwapEnd(t, ra2.api, "svc", time.Minute)
+	l.finish()
+	if swap["phase"] != "completed" || swap["to"] != "1.1.0" {
+		t.Fatalf("config change swap: %v", swap)
+	}
+	if n := l.failures.Load(); n != 0 {
+		t.Errorf("%d failed requests during the config swap: %v", n, l.errs)
+	}
+	v, _ := challengeStatus(t, ra2.api, "svc")
+	if v.Version != "1.1.0" || v.ContainerID == before.ContainerID {
+		t.Errorf("after config change: %+v", v)
+	}
+}
+
+func TestAutoUpdateSwapsToNewTag(t *testing.T) {
+	testenv.RequireDocker(t)
+	reg := testenv.StartRegistry(t)
+	id := testenv.AgentID(t)
+	reg.PushChallenge(t, "berth-it/echo", "1.0.0", nil)
+	ra := startAgent(t, berthConfig(t, id, swapYAML("svc", reg.Host+"/berth-it/echo", "^1.0", "auto: true, check_interval: 1s, min_healthy_time: 200ms")))
+	waitServing(t, ra.api, "svc", 60*time.Second, nil)
+	reg.PushChallenge(t, "berth-it/echo", "1.3.0", nil)
+	reg.PushChallenge(t, "berth-it/echo", "2.0.0", nil) // outside the constraint
+	waitServing(t, ra.api, "svc", time.Minute, func(v challengeView) bool { return v.Version == "1.3.0" })
+}

@@ -46,7 +46,10 @@ type RuntimeRecord struct {
 	PreviousVersion string                `json:"previous_version"`
 	// DesiredVersion is a version set through the API; it stands until the
 	// challenge's config entry changes.
-	DesiredVersion string      `json:"desired_version,omitempty"`
+	DesiredVersion string `json:"desired_version,omitempty"`
+	// Upstream is the serving container's address, so the proxy can route
+	// to it as soon as berth starts, before the engine has been asked.
+	Upstream       string      `json:"upstream,omitempty"`
 	Restarts       int         `json:"restarts"`        // total
 	RestartAttempt int         `json:"restart_attempt"` // n for backoff, reset after healthy reset_after
 	RestartTimes   []time.Time `json:"restart_times"`   // within window, for max_restarts; newest MaxRestartTimes kept

@@ -17,6 +17,7 @@ type SwapPlan struct {
 	Phase         string    `json:"phase"`
 	From          string    `json:"from"`
 	To            string    `json:"to"`
+	Delta         string    `json:"delta,omitempty"` // major, minor, patch, downgrade, same or other
 	FromSlot      string    `json:"from_slot"`
 	ToSlot        string    `json:"to_slot"`
 	ToContainerID string    `json:"to_container_id,omitempty"`
