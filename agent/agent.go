@@ -50,6 +50,7 @@ type Agent struct {
 	proxyListener net.Listener
 	token         string
 
+	requests   chan any // to the reconciler: reload, register, delete
 	started    time.Time
 	reconciled atomic.Bool
 	draining   atomic.Bool
@@ -64,7 +65,8 @@ func New(cfg *configs.Config, opts Options) (a *Agent, err error) {
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
 	}
-	a = &Agent{cfg: cfg, opts: opts, log: opts.Logger, clock: opts.Clock, dir: &directory{}, prober: NewProber(), started: time.Now()}
+	a = &Agent{cfg: cfg, opts: opts, log: opts.Logger, clock: opts.Clock, dir: &directory{}, prober: NewProber(), started: time.Now(),
+		requests: make(chan any)}
 	defer func() {
 		if err != nil {
 			a.closeAll()
@@ -157,7 +159,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.closeAll()
 	a.publishRecorded()
 	root := supervisor.New(supervisor.Spec{Name: "berth", Clock: a.clock, EventHook: a.logSupervisorEvent})
-	api := &adminAPI{dir: a.dir, store: a.store, engine: a.engine, checkpoints: a.checkpoints, token: a.token, log: a.log.With().Str(fieldComponent, "api").Logger(),
+	api := &adminAPI{dir: a.dir, store: a.store, engine: a.engine, checkpoints: a.checkpoints, token: a.token, agent: a, log: a.log.With().Str(fieldComponent, "api").Logger(),
 		ready: a.readiness, health: a.healthReport, started: a.started}
 	notify := newNotifier(a.opts.Getenv, a.log.With().Str(fieldComponent, "sd-notify").Logger())
 	services := []struct {
@@ -355,3 +357,33 @@ func (s *httpService) Serve(ctx context.Context) error {
 	<-errc
 	return nil
 }
+
+// Reload re-reads the config file and challenge_dirs (SIGHUP). An invalid
+// config is refused whole; the running one stays.
+func (a *Agent) Reload(ctx context.Context) (ReloadResult, error) {
+	reply := make(chan ReloadResult, 1)
+	if err := a.ask(ctx, reqReload{reply: reply}); err != nil {
+		return ReloadResult{}, err
+	}
+	select {
+	case res := <-reply:
+		return res, res.err
+	case <-ctx.Done():
+		return ReloadResult{}, ctx.Err()
+	}
+}
+
+// ask hands a request to the reconciler, which serves one at a time.
+func (a *Agent) ask(ctx context.Context, req any) error {
+	if !a.reconciled.Load() {
+		return errNotReady
+	}
+	select {
+	case a.requests <- req:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var errNotReady = errors.New("berth is still starting (waiting for the Docker engine)")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"berth/configs"
 	"berth/docker"
 	"berth/statestore"
 )
@@ -42,6 +44,7 @@ type adminAPI struct {
 	engine Engine
 	// checkpoints serves /v1/checkpoints; nil disables those endpoints.
 	checkpoints *checkpointer
+	agent       *Agent // desired-state changes go through its reconciler
 	ready       func() (bool, map[string]string)
 	health      func() healthReport
 	started     time.Time
@@ -60,6 +63,11 @@ func (a *adminAPI) routes() http.Handler {
 	mux.Handle("POST /v1/challenges/{name}/restart", a.handle(a.restartChallenge))
 	mux.Handle("GET /v1/challenges/{name}/logs", a.handle(a.containerLogs))
 	mux.Handle("POST /v1/challenges/{name}/swap", a.handle(a.swapChallenge))
+	if a.agent != nil {
+		mux.Handle("PUT /v1/challenges/{name}", a.handle(a.putChallenge))
+		mux.Handle("DELETE /v1/challenges/{name}", a.handle(a.deleteChallenge))
+		mux.Handle("POST /v1/reload", a.handle(a.reload))
+	}
 	mux.Handle("POST /v1/challenges/{name}/rollback", a.handle(a.rollbackChallenge))
 	if a.checkpoints != nil {
 		mux.Handle("GET /v1/checkpoints", a.handle(a.checkpoints.handleList))
@@ -358,5 +366,101 @@ func (a *adminAPI) requestSwap(w http.ResponseWriter, r *http.Request, m msgSwap
 		return rep.err
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"swap_id": rep.id, "from": rep.from, "to": rep.to})
+	return nil
+}
+
+// putChallenge registers or updates a challenge spec (JSON, the keys of a
+// config challenges entry; unset keys take the config's defaults).
+func (a *adminAPI) putChallenge(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if !configs.ValidName(name) {
+		return apiErr(http.StatusBadRequest, "bad_name", "challenge name "+quote(name)+" must match ^[a-z0-9][a-z0-9-]{0,62}$")
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return apiErr(http.StatusRequestEntityTooLarge, "too_large", "request body too large")
+		}
+		return apiErr(http.StatusBadRequest, "bad_request", "reading body: "+err.Error())
+	}
+	// The path names the challenge; the body may leave the name out.
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) == nil && fields["name"] == nil {
+		fields["name"], _ = json.Marshal(name)
+		body, _ = json.Marshal(fields)
+	}
+	spec, err := configs.ParseChallenge("request", body, a.agent.cfg.Defaults)
+	if err != nil {
+		return apiErr(http.StatusBadRequest, "invalid_spec", err.Error())
+	}
+	if spec.Name == "" {
+		spec.Name = name
+	}
+	if spec.Name != name {
+		return apiErr(http.StatusBadRequest, "invalid_spec", "name "+quote(spec.Name)+" in the body differs from the path")
+	}
+	if err := configs.ValidateChallenge(spec); err != nil {
+		return apiErr(http.StatusBadRequest, "invalid_spec", err.Error())
+	}
+	if err := a.agent.cfg.Agent.Policy.Check(spec.Image); err != nil {
+		return apiErr(http.StatusForbidden, "policy", err.Error())
+	}
+	existed := a.dir.get(name) != nil
+	reply := make(chan error, 1)
+	if err := a.agent.ask(r.Context(), reqPut{spec: spec, reply: reply}); err != nil {
+		return apiErr(http.StatusServiceUnavailable, "not_ready", err.Error())
+	}
+	if err := <-reply; err != nil {
+		if errors.Is(err, errConfigManaged) {
+			return apiErr(http.StatusConflict, "config_managed", name+" is "+err.Error())
+		}
+		return err
+	}
+	status := http.StatusCreated
+	if existed {
+		status = http.StatusOK
+	}
+	h := a.dir.get(name)
+	if h == nil {
+		return apiErr(http.StatusInternalServerError, "internal", "challenge registered but not listed; see berth's log")
+	}
+	writeJSON(w, status, h.status.Load())
+	return nil
+}
+
+// deleteChallenge stops and removes a challenge registered over the API.
+func (a *adminAPI) deleteChallenge(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	reply := make(chan error, 1)
+	if err := a.agent.ask(r.Context(), reqDelete{name: name, reply: reply}); err != nil {
+		return apiErr(http.StatusServiceUnavailable, "not_ready", err.Error())
+	}
+	switch err := <-reply; {
+	case errors.Is(err, errConfigManaged):
+		return apiErr(http.StatusConflict, "config_managed", name+" is "+err.Error())
+	case errors.Is(err, errUnknownChallenge):
+		return apiErr(http.StatusNotFound, "unknown_challenge", "no challenge named "+quote(name)+" registered over the API")
+	case err != nil:
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// reload re-reads the config; an invalid one is refused whole with its errors.
+func (a *adminAPI) reload(w http.ResponseWriter, r *http.Request) error {
+	res, err := a.agent.Reload(r.Context())
+	if err != nil {
+		var cfgErr configs.Errors
+		if errors.As(err, &cfgErr) {
+			return apiErr(http.StatusBadRequest, "invalid_config", "config refused; the running one stays:\n"+err.Error())
+		}
+		if errors.Is(err, errNotReady) {
+			return apiErr(http.StatusServiceUnavailable, "not_ready", err.Error())
+		}
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
 	return nil
 }

@@ -22,6 +22,8 @@ type (
 	msgContainerList struct{ containers []docker.Container }
 	// msgRestart asks for a restart now; it also clears a give-up.
 	msgRestart struct{ reply chan error }
+	// msgSpec carries a changed spec from a reload or the API.
+	msgSpec struct{ spec configs.Challenge }
 )
 
 // slotA is the slot a challenge's first container runs in; a swap starts the
@@ -86,6 +88,7 @@ type challenge struct {
 	keepID        string
 	autoTimer     supervisor.Timer
 	badVersions   map[string]bool // failed or rolled back; auto-update skips them
+	pendingSpec   *configs.Challenge
 }
 
 func newChallenge(sh *shared, h *challengeHandle, spec configs.Challenge, configChanged bool) *challenge {
@@ -146,7 +149,7 @@ func (c *challenge) Serve(ctx context.Context) error {
 			case msgCutOver:
 				c.onCutOver(m)
 			case msgSwapDone:
-				c.onSwapDone(m)
+				c.onSwapDone(ctx, m)
 			}
 		case <-timerC(c.keepTimer):
 			c.removePrevious(ctx)
@@ -319,6 +322,8 @@ func (c *challenge) onMessage(ctx context.Context, msg any) {
 	case msgRestart:
 		m.reply <- nil
 		c.operatorRestart(ctx)
+	case msgSpec:
+		c.applySpec(ctx, m.spec)
 	case msgSwap:
 		version := m.version
 		if m.kind == swapRollback {

@@ -3,7 +3,10 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"sort"
 	"time"
 
 	"berth/configs"
@@ -12,9 +15,40 @@ import (
 	"berth/supervisor"
 )
 
-// reconcile brings desired state (the config's challenges) to life once the
-// engine answers: network first, challenges no longer desired removed, then
-// one supervised service per challenge.
+// Requests the reconciler serves, from the API and SIGHUP.
+type (
+	reqReload struct{ reply chan ReloadResult }
+	reqPut    struct {
+		spec  configs.Challenge
+		reply chan error
+	}
+	reqDelete struct {
+		name  string
+		reply chan error
+	}
+	// ReloadResult says what a reload changed.
+	ReloadResult struct {
+		Added   []string `json:"added"`
+		Updated []string `json:"updated"`
+		Removed []string `json:"removed"`
+		err     error
+	}
+)
+
+// errConfigManaged refuses API changes to challenges the config declares.
+var errConfigManaged = errors.New("declared in the config file; change it there and reload")
+
+// reconciler owns the desired set of challenges and their services.
+type reconciler struct {
+	a       *Agent
+	root    *supervisor.Supervisor
+	cfg     *configs.Config              // the config in force
+	running map[string]configs.Challenge // challenge services started, by name
+}
+
+// reconcile brings desired state (config challenges, challenge_dirs and
+// API-registered specs) to life once the engine answers, then serves
+// reload, register and delete requests until ctx ends.
 func (a *Agent) reconcile(ctx context.Context, root *supervisor.Supervisor) error {
 	for !a.watcher.dockerUp() {
 		t := a.clock.NewTimer(100 * time.Millisecond)
@@ -29,63 +63,270 @@ func (a *Agent) reconcile(ctx context.Context, root *supervisor.Supervisor) erro
 	if err := a.engine.EnsureNetwork(ctx, a.cfg.Agent.Network, labels); err != nil {
 		return fmt.Errorf("ensure network %s: %w", a.cfg.Agent.Network, err)
 	}
-	if err := a.removeUndesired(ctx); err != nil {
+	r := &reconciler{a: a, root: root, cfg: a.cfg, running: map[string]configs.Challenge{}}
+	if _, err := r.apply(ctx); err != nil {
 		return err
 	}
-	for _, spec := range a.cfg.Challenges {
-		changed, err := a.register(spec, "config")
-		if err != nil {
-			return err
-		}
-		h := a.dir.get(spec.Name)
-		if h == nil {
-			h = newChallengeHandle(spec.Name)
-			a.dir.put(h)
-		}
-		if _, err := root.Add("challenge/"+spec.Name, newChallenge(a.shared, h, spec, changed)); err != nil {
-			return err
+	a.reconciled.Store(true)
+	a.log.Info().Int("challenges", len(r.running)).Msg("reconciled")
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case req := <-a.requests:
+			r.serve(ctx, req)
 		}
 	}
-	a.reconciled.Store(true)
-	a.log.Info().Int("challenges", len(a.cfg.Challenges)).Msg("reconciled")
+}
+
+func (r *reconciler) serve(ctx context.Context, req any) {
+	switch m := req.(type) {
+	case reqReload:
+		res := r.reload(ctx)
+		m.reply <- res
+	case reqPut:
+		m.reply <- r.put(ctx, m.spec)
+	case reqDelete:
+		m.reply <- r.delete(ctx, m.name)
+	}
+}
+
+// desired is every challenge that should run: the config's (with its
+// challenge_dirs) and those registered over the API.
+func (r *reconciler) desired() (map[string]configs.Challenge, map[string]string, error) {
+	specs := map[string]configs.Challenge{}
+	source := map[string]string{}
+	for _, c := range r.cfg.Challenges {
+		specs[c.Name], source[c.Name] = c, "config"
+	}
+	stored, err := r.a.store.ListSpecs()
+	if err != nil {
+		return nil, nil, fmt.Errorf("list stored challenges: %w", err)
+	}
+	for _, rec := range stored {
+		if rec.Source != "api" {
+			continue
+		}
+		if _, inConfig := specs[rec.Name]; inConfig {
+			continue
+		}
+		var c configs.Challenge
+		if err := json.Unmarshal(rec.Spec, &c); err != nil {
+			r.a.log.Error().Err(err).Str(fieldChallenge, rec.Name).Msg("stored API spec unreadable; skipping it")
+			continue
+		}
+		specs[c.Name], source[c.Name] = c, "api"
+	}
+	return specs, source, nil
+}
+
+// apply makes the running set match the desired set.
+func (r *reconciler) apply(ctx context.Context) (ReloadResult, error) {
+	var res ReloadResult
+	specs, source, err := r.desired()
+	if err != nil {
+		return res, err
+	}
+	if err := r.a.removeUndesired(ctx, specs); err != nil {
+		return res, err
+	}
+	for name := range r.running {
+		if _, ok := specs[name]; !ok {
+			if err := r.stop(ctx, name); err != nil {
+				return res, err
+			}
+			res.Removed = append(res.Removed, name)
+		}
+	}
+	names := make([]string, 0, len(specs))
+	for name := range specs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		spec := specs[name]
+		old, running := r.running[name]
+		changed, err := r.a.register(spec, source[name])
+		if err != nil {
+			return res, err
+		}
+		switch {
+		case !running:
+			if err := r.start(spec, changed); err != nil {
+				return res, err
+			}
+			res.Added = append(res.Added, name)
+		case old.SpecHash() != spec.SpecHash():
+			r.running[name] = spec
+			if h := r.a.dir.get(name); h != nil {
+				h.send(msgSpec{spec: spec})
+			}
+			res.Updated = append(res.Updated, name)
+		}
+	}
+	return res, nil
+}
+
+func (r *reconciler) start(spec configs.Challenge, changed bool) error {
+	h := r.a.dir.get(spec.Name)
+	if h == nil {
+		h = newChallengeHandle(spec.Name)
+		r.a.dir.put(h)
+	}
+	if _, err := r.root.Add("challenge/"+spec.Name, newChallenge(r.a.shared, h, spec, changed)); err != nil {
+		return err
+	}
+	r.running[spec.Name] = spec
 	return nil
 }
 
-// removeUndesired stops and removes challenges the store knows but the
-// config no longer declares, containers first, records last.
-func (a *Agent) removeUndesired(ctx context.Context) error {
+// stop ends a challenge's service and removes its containers and records.
+func (r *reconciler) stop(ctx context.Context, name string) error {
+	if err := r.root.RemoveByName(ctx, "challenge/"+name); err != nil && !errors.Is(err, supervisor.ErrUnknownService) {
+		return err
+	}
+	delete(r.running, name)
+	r.a.dir.remove(name)
+	return r.a.forget(ctx, name)
+}
+
+// reload re-reads the config file and challenge_dirs; an invalid config is
+// refused whole and the running one stays.
+func (r *reconciler) reload(ctx context.Context) ReloadResult {
+	next, err := loadConfig(r.cfg.Path)
+	if err != nil {
+		r.a.log.Error().Err(err).Str("config", r.cfg.Path).Msg("reload refused: invalid config; keeping the running one")
+		return ReloadResult{err: err}
+	}
+	if next.Agent.ID != r.cfg.Agent.ID || next.Agent.API != r.cfg.Agent.API || next.Agent.Proxy != r.cfg.Agent.Proxy ||
+		next.Agent.DataDir != r.cfg.Agent.DataDir || next.Agent.Network != r.cfg.Agent.Network {
+		r.a.log.Warn().Msg("agent settings changed in the config; they apply at the next berth restart")
+	}
+	next.Agent = r.cfg.Agent
+	prev := r.cfg
+	r.cfg = next
+	res, err := r.apply(ctx)
+	if err != nil {
+		r.cfg = prev
+		res.err = err
+		return res
+	}
+	r.a.log.Info().Strs("added", res.Added).Strs("updated", res.Updated).Strs("removed", res.Removed).Msg("config reloaded")
+	return res
+}
+
+// loadConfig reads a config file with its env overrides and challenge_dirs.
+func loadConfig(path string) (*configs.Config, error) {
+	cfg, err := configs.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := configs.ApplyEnv(cfg, os.Getenv); err != nil {
+		return nil, err
+	}
+	dirs, err := configs.LoadChallengeDirs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Challenges = append(cfg.Challenges, dirs...)
+	return cfg, nil
+}
+
+// put registers or updates a challenge from the API.
+func (r *reconciler) put(ctx context.Context, spec configs.Challenge) error {
+	if _, ok := r.cfg.Challenge(spec.Name); ok {
+		return errConfigManaged
+	}
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	err = r.a.store.Update(func(tx *statestore.Tx) error {
+		prev, ok, err := tx.GetSpec(spec.Name)
+		if err != nil {
+			return err
+		}
+		if ok && prev.Source == "api" && prev.SpecHash == spec.SpecHash() {
+			return nil
+		}
+		// Stored as the API's spec; apply registers and starts or swaps it.
+		return tx.PutSpec(statestore.SpecRecord{Name: spec.Name, Source: "api", Spec: raw, SpecHash: "", UpdatedAt: r.a.clock.Now()})
+	})
+	if err != nil {
+		return err
+	}
+	_, err = r.apply(ctx)
+	return err
+}
+
+// delete stops and removes a challenge registered over the API.
+func (r *reconciler) delete(ctx context.Context, name string) error {
+	if _, ok := r.cfg.Challenge(name); ok {
+		return errConfigManaged
+	}
+	rec, ok, err := r.a.store.GetSpec(name)
+	if err != nil {
+		return err
+	}
+	if !ok || rec.Source != "api" {
+		return errUnknownChallenge
+	}
+	if err := r.a.store.Update(func(tx *statestore.Tx) error { return tx.DeleteSpec(name) }); err != nil {
+		return err
+	}
+	_, err = r.apply(ctx)
+	return err
+}
+
+var errUnknownChallenge = errors.New("no such challenge")
+
+// removeUndesired stops and removes challenges the store knows but nothing
+// desires any more, containers first, records last.
+func (a *Agent) removeUndesired(ctx context.Context, desired map[string]configs.Challenge) error {
 	specs, err := a.store.ListSpecs()
 	if err != nil {
 		return fmt.Errorf("list stored challenges: %w", err)
 	}
 	for _, rec := range specs {
-		if _, desired := a.cfg.Challenge(rec.Name); desired {
+		if _, ok := desired[rec.Name]; ok {
 			continue
 		}
-		stopTimeout := configs.BuiltinDefaults().Restart.StopTimeout
+		if a.dir.get(rec.Name) != nil && a.reconciled.Load() {
+			continue // running: the reconciler stops its service first
+		}
+		if err := a.forget(ctx, rec.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// forget removes a challenge's containers, then its records.
+func (a *Agent) forget(ctx context.Context, name string) error {
+	stopTimeout := configs.BuiltinDefaults().Restart.StopTimeout
+	if rec, ok, err := a.store.GetSpec(name); err == nil && ok {
 		var old configs.Challenge
 		if json.Unmarshal(rec.Spec, &old) == nil && old.Restart.StopTimeout > 0 {
 			stopTimeout = old.Restart.StopTimeout
 		}
-		if err := a.removeChallengeContainers(ctx, rec.Name, stopTimeout); err != nil {
-			return fmt.Errorf("remove challenge %s: %w", rec.Name, err)
-		}
-		err := a.store.Update(func(tx *statestore.Tx) error {
-			if err := tx.DeleteSpec(rec.Name); err != nil {
+	}
+	if err := a.removeChallengeContainers(ctx, name, stopTimeout); err != nil {
+		return fmt.Errorf("remove challenge %s: %w", name, err)
+	}
+	err := a.store.Update(func(tx *statestore.Tx) error {
+		for _, del := range []func(string) error{tx.DeleteSpec, tx.DeleteRuntime, tx.DeleteSwap} {
+			if err := del(name); err != nil {
 				return err
 			}
-			if err := tx.DeleteRuntime(rec.Name); err != nil {
-				return err
-			}
-			ev, err := tx.AppendEvent(statestore.Event{Type: "removed", Challenge: rec.Name, Message: "no longer in the desired state; containers removed"})
-			if err == nil {
-				logEvent(a.log.With().Str(fieldChallenge, rec.Name).Logger(), ev)
-			}
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("forget challenge %s: %w", rec.Name, err)
 		}
+		ev, err := tx.AppendEvent(statestore.Event{Type: "removed", Challenge: name, Message: "no longer in the desired state; containers removed"})
+		if err == nil {
+			logEvent(a.log.With().Str(fieldChallenge, name).Logger(), ev)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("forget challenge %s: %w", name, err)
 	}
 	return nil
 }

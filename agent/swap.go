@@ -91,6 +91,7 @@ type swapJob struct {
 	fromID    string
 	fromSlot  string
 	fromURL   string
+	fromHash  string
 	previous  string // container id of the previous version, after cut-over
 	plan      atomic.Pointer[statestore.SwapPlan]
 	cutOver   atomic.Bool
@@ -109,6 +110,11 @@ func newSwapID() string {
 // startSwap begins a swap from the active container; the work runs in its
 // own goroutine so the challenge keeps supervising the serving container.
 func (c *challenge) startSwap(ctx context.Context, version, kind string) swapReply {
+	return c.startSwapTo(ctx, c.spec, version, kind)
+}
+
+// startSwapTo swaps to base's spec at version (a spec change swaps too).
+func (c *challenge) startSwapTo(ctx context.Context, base configs.Challenge, version, kind string) swapReply {
 	if c.swap != nil {
 		return swapReply{err: errSwapRunning}
 	}
@@ -123,10 +129,10 @@ func (c *challenge) startSwap(ctx context.Context, version, kind string) swapRep
 			return swapReply{err: fmt.Errorf("%w: %q is neither a tag nor a semver constraint", errBadVersion, version)}
 		}
 	}
-	target := c.spec.Clone()
+	target := base.Clone()
 	target.Version = version
 	job := &swapJob{kind: kind, requested: version, spec: target, hash: target.SpecHash(), fromID: c.current.ID,
-		fromSlot: c.activeSlot(), fromURL: c.upstream, startedAt: c.clock.Now()}
+		fromSlot: c.activeSlot(), fromURL: c.upstream, fromHash: c.hash, startedAt: c.clock.Now()}
 	plan := statestore.SwapPlan{ID: newSwapID(), Challenge: c.spec.Name, Phase: phasePulling, From: c.rec.Version, To: version,
 		FromSlot: job.fromSlot, ToSlot: otherSlot(job.fromSlot), StartedAt: job.startedAt, UpdatedAt: job.startedAt}
 	job.plan.Store(&plan)
@@ -194,7 +200,7 @@ func (c *challenge) runSwap(ctx context.Context, job *swapJob) error {
 	if err := c.setPhase(job, phasePulling, func(p *statestore.SwapPlan) { p.To, p.Delta = tag, versionDelta(p.From, tag) }); err != nil {
 		return err
 	}
-	if tag == job.snapshot().From && job.kind != swapAutoRollback && job.kind != swapRollback {
+	if tag == job.snapshot().From && job.hash == job.fromHash && job.kind != swapAutoRollback && job.kind != swapRollback {
 		return errSwapNoop
 	}
 	ref := spec.Image + ":" + tag
@@ -535,7 +541,7 @@ func (c *challenge) onCutOver(m msgCutOver) {
 
 // onSwapDone records how a swap ended and schedules removal of the kept
 // previous container.
-func (c *challenge) onSwapDone(m msgSwapDone) {
+func (c *challenge) onSwapDone(ctx context.Context, m msgSwapDone) {
 	if c.swap != m.job {
 		return
 	}
@@ -578,6 +584,35 @@ func (c *challenge) onSwapDone(m msgSwapDone) {
 		c.keepPrevious(m.job.previous, c.spec.Update.KeepPrevious)
 	}
 	c.publish()
+	if next := c.pendingSpec; next != nil {
+		c.pendingSpec = nil
+		c.applySpec(ctx, *next)
+	}
+}
+
+// applySpec takes a changed spec (config reload or API update): a serving
+// challenge swaps to it blue-green; otherwise it applies at the next start
+// and clears a give-up.
+func (c *challenge) applySpec(ctx context.Context, spec configs.Challenge) {
+	if spec.SpecHash() == c.hash {
+		return
+	}
+	c.rec.DesiredVersion = ""
+	if c.swap != nil {
+		c.pendingSpec = &spec
+		return
+	}
+	if c.current != nil && c.lifecycle == Running {
+		if r := c.startSwapTo(ctx, spec, spec.Version, swapConfig); r.err == nil {
+			return
+		}
+	}
+	c.spec, c.hash = spec, spec.SpecHash()
+	c.rec.RestartTimes, c.rec.RestartAttempt = nil, 0
+	if c.lifecycle == Failed && c.setLifecycle(Restarting) {
+		c.persist(statestore.Event{Type: "restarting", Message: "spec changed; starting again"})
+		c.armAction(0)
+	}
 }
 
 // keepPrevious removes the stopped previous container after keep.

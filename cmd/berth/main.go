@@ -165,6 +165,20 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "berth:", err)
 		return exitFailed
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				// Reload logs its own outcome.
+				_, _ = a.Reload(ctx)
+			}
+		}
+	}()
 	if err := a.Run(ctx); err != nil {
 		log.Error().Err(err).Msg("berth failed")
 		return exitFailed
