@@ -45,6 +45,7 @@ type Agent struct {
 
 	checkpoints *checkpointer
 	proxy       *proxy
+	metrics     *metrics
 
 	apiListener   net.Listener
 	proxyListener net.Listener
@@ -89,7 +90,11 @@ func New(cfg *configs.Config, opts Options) (a *Agent, err error) {
 	}
 	a.checkpoints = newCheckpointer(a.store, cfg.Agent.DataDir, cfg.Agent.Checkpoint.Keep, cfg.Agent.Checkpoint.Interval,
 		a.clock, a.log.With().Str(fieldComponent, "checkpoint").Logger())
-	a.engine, err = docker.New(docker.Options{Host: cfg.Agent.DockerHost})
+	// Metrics exist before the engine client so every API request is counted.
+	var dockerUp atomic.Pointer[func() bool]
+	a.metrics = newMetrics(a.dir, func() bool { f := dockerUp.Load(); return f != nil && (*f)() })
+	a.engine, err = docker.New(docker.Options{Host: cfg.Agent.DockerHost,
+		OnRequest: func(op string) { a.metrics.dockerRequests.WithLabelValues(op).Inc() }})
 	if err != nil {
 		return nil, err
 	}
@@ -101,8 +106,13 @@ func New(cfg *configs.Config, opts Options) (a *Agent, err error) {
 	}
 	a.watcher = &watcher{agentID: cfg.Agent.ID, engine: a.engine, store: a.store, dir: a.dir, clock: a.clock,
 		rand: rand.Float64, log: a.log.With().Str(fieldComponent, "docker").Logger(), relist: 30 * time.Second, pingEvery: 5 * time.Second}
+	up := a.watcher.dockerUp
+	dockerUp.Store(&up)
 	a.proxy = newProxy(a.dir, a.log.With().Str(fieldComponent, "proxy").Logger())
+	a.proxy.requests = a.metrics.proxyRequests
+	a.checkpoints.duration = a.metrics.checkpointDuration
 	a.shared = &shared{
+		metrics:   a.metrics,
 		inflight:  a.proxy.InFlight,
 		closeIdle: a.proxy.CloseIdle,
 		agentID:   cfg.Agent.ID,
@@ -159,7 +169,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.closeAll()
 	a.publishRecorded()
 	root := supervisor.New(supervisor.Spec{Name: "berth", Clock: a.clock, EventHook: a.logSupervisorEvent})
-	api := &adminAPI{dir: a.dir, store: a.store, engine: a.engine, checkpoints: a.checkpoints, token: a.token, agent: a, log: a.log.With().Str(fieldComponent, "api").Logger(),
+	api := &adminAPI{metrics: a.metrics.handler(), dir: a.dir, store: a.store, engine: a.engine, checkpoints: a.checkpoints, token: a.token, agent: a, log: a.log.With().Str(fieldComponent, "api").Logger(),
 		ready: a.readiness, health: a.healthReport, started: a.started}
 	notify := newNotifier(a.opts.Getenv, a.log.With().Str(fieldComponent, "sd-notify").Logger())
 	services := []struct {
@@ -168,6 +178,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}{
 		{"docker-watcher", a.watcher},
 		{"checkpointer", a.checkpoints},
+		{"alerts", newAlerter(a.cfg.Agent, a.store, a.clock, a.log)}, // returns at once without agent.alerts.webhook_url
 		{"admin-api", &httpService{name: "admin api", listener: a.apiListener, handler: api.routes(), log: a.log}},
 		{"proxy", &httpService{name: "proxy", listener: a.proxyListener, handler: a.proxy, log: a.log, longRequests: true}},
 		{"reconciler", supervisor.ServiceFunc(func(ctx context.Context) error { return a.reconcile(ctx, root) })},

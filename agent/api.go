@@ -45,6 +45,7 @@ type adminAPI struct {
 	// checkpoints serves /v1/checkpoints; nil disables those endpoints.
 	checkpoints *checkpointer
 	agent       *Agent // desired-state changes go through its reconciler
+	metrics     http.Handler
 	ready       func() (bool, map[string]string)
 	health      func() healthReport
 	started     time.Time
@@ -56,6 +57,9 @@ func (a *adminAPI) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
+	if a.metrics != nil {
+		mux.Handle("GET /metrics", a.metrics)
+	}
 	mux.Handle("GET /v1/health", a.handle(a.getHealth))
 	mux.Handle("GET /v1/challenges", a.handle(a.listChallenges))
 	mux.Handle("GET /v1/challenges/{name}", a.handle(a.getChallenge))

@@ -50,6 +50,7 @@ type shared struct {
 	log       zerolog.Logger
 	proxyBase string // stable endpoint prefix, e.g. http://127.0.0.1:7080
 	dockerUp  func() bool
+	metrics   *metrics
 	inflight  func(upstream string) int64 // proxied requests in progress
 	closeIdle func()                      // drop the proxy's idle upstream connections
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"berth/statestore"
@@ -25,6 +26,7 @@ type checkpointer struct {
 	clock    supervisor.Clock
 	log      zerolog.Logger
 	lastSeq  atomic.Uint64 // sequence of the newest checkpoint written or found
+	duration prometheus.Histogram
 }
 
 func newCheckpointer(store *statestore.Store, dataDir string, keep int, interval time.Duration, clock supervisor.Clock, log zerolog.Logger) *checkpointer {
@@ -60,6 +62,9 @@ func (cp *checkpointer) write(reason string) (statestore.CheckpointInfo, error) 
 	}
 	cp.lastSeq.Store(info.Sequence)
 	took := time.Since(start)
+	if cp.duration != nil {
+		cp.duration.Observe(took.Seconds())
+	}
 	ev := statestore.Event{Type: "checkpoint_created", Message: fmt.Sprintf("checkpoint %d (%s, %d bytes) written in %s",
 		info.Sequence, reason, info.Bytes, took.Round(time.Millisecond))}
 	if saved, err := cp.store.AppendEvent(ev); err == nil {

@@ -210,6 +210,7 @@ func (sh *shared) imageDigest(ctx context.Context, challenge, policy, ref string
 	if err != nil {
 		return "", fmt.Errorf("pull %s: %w", ref, err)
 	}
+	sh.metrics.pullDuration.WithLabelValues(challenge).Observe(sh.clock.Now().Sub(start).Seconds())
 	ev := statestore.Event{Type: "pulled", Challenge: challenge, Message: fmt.Sprintf("pulled %s in %s", ref, sh.clock.Now().Sub(start).Round(time.Millisecond)), To: digest}
 	if saved, err := sh.store.AppendEvent(ev); err == nil {
 		ev = saved

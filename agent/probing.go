@@ -32,6 +32,12 @@ func (c *challenge) onProbe(ctx context.Context, r ProbeResult) {
 	}
 	before := c.tracker.State
 	c.tracker = c.tracker.Observe(r, c.spec.Health)
+	c.metrics.probeDuration.WithLabelValues(c.spec.Name).Observe(r.Duration.Seconds())
+	result := "pass"
+	if !r.Pass {
+		result = "fail"
+	}
+	c.metrics.probes.WithLabelValues(c.spec.Name, result).Inc()
 	after := c.tracker.State
 	now := c.clock.Now()
 	var events []statestore.Event

@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -24,6 +26,7 @@ type proxy struct {
 	reverse   *httputil.ReverseProxy
 	transport *http.Transport
 	inflight  sync.Map // upstream URL → *atomic.Int64, requests being served
+	requests  *prometheus.CounterVec
 }
 
 // InFlight is how many proxied requests an upstream is serving now; a swap
@@ -80,6 +83,17 @@ func newProxy(dir *directory, log zerolog.Logger) *proxy {
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name, rest := splitChallengePath(r.URL.EscapedPath())
+	if p.requests != nil {
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		w = rec
+		defer func() {
+			label := name
+			if p.dir.get(name) == nil {
+				label = "" // unknown names must not grow the series set
+			}
+			p.requests.WithLabelValues(label, strconv.Itoa(rec.code)).Inc()
+		}()
+	}
 	h := p.dir.get(name)
 	if name == "" || h == nil {
 		writeJSONError(w, http.StatusNotFound, "unknown_challenge", "no challenge named "+quote(name), 0)
@@ -133,3 +147,31 @@ func splitChallengePath(path string) (string, string) {
 }
 
 func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// statusRecorder remembers the response code for metrics; Unwrap keeps
+// flushing and other ResponseController features working.
+type statusRecorder struct {
+	http.ResponseWriter
+	code        int
+	wroteHeader bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wroteHeader {
+		s.code, s.wroteHeader = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wroteHeader = true
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

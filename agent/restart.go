@@ -93,6 +93,7 @@ func (c *challenge) operatorRestart(ctx context.Context) {
 	if !c.setLifecycle(Restarting) {
 		return
 	}
+	c.metrics.restarts.WithLabelValues(c.spec.Name, "operator").Inc()
 	c.persist(statestore.Event{Type: "restarting", Message: "restart requested by operator"})
 	c.armAction(0)
 }
@@ -123,6 +124,7 @@ func (c *challenge) scheduleRestart(cause statestore.Event) {
 	backoff := supervisor.Backoff{Initial: policy.InitialBackoff, Max: policy.MaxBackoff, Multiplier: policy.Multiplier, Jitter: policy.Jitter}
 	delay := backoff.Delay(c.rec.RestartAttempt, c.rand())
 	c.setLifecycle(Restarting)
+	c.metrics.restarts.WithLabelValues(c.spec.Name, cause.Type).Inc()
 	c.persist(cause, statestore.Event{Type: "restarting", Attempt: c.rec.RestartAttempt, DelayMS: delay.Milliseconds(),
 		Message: fmt.Sprintf("restart %d in %s", c.rec.RestartAttempt, delay.Round(time.Millisecond))})
 	c.armAction(delay)

@@ -565,6 +565,12 @@ func (c *challenge) onSwapDone(ctx context.Context, m msgSwapDone) {
 	if m.err == nil || errors.Is(m.err, errSwapNoop) {
 		plan.Phase = phaseCompleted
 	}
+	result := map[string]string{"swap_completed": "completed", "swap_failed": "failed", "swap_rolled_back": "rolled_back"}[ev.Type]
+	if errors.Is(m.err, errSwapNoop) {
+		result = "noop"
+	}
+	c.metrics.swaps.WithLabelValues(c.spec.Name, result).Inc()
+	c.metrics.swapDuration.WithLabelValues(c.spec.Name).Observe(c.clock.Now().Sub(m.job.startedAt).Seconds())
 	m.job.plan.Store(&plan)
 	err := c.store.Update(func(tx *statestore.Tx) error {
 		if err := tx.DeleteSwap(c.spec.Name); err != nil {

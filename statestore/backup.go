@@ -40,7 +40,7 @@ func (s *Store) Backup(w io.Writer) error {
 		if _, err := bw.WriteString(backupMagic); err != nil {
 			return err
 		}
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64})
+		it := txn.NewIterator(badger.IteratorOptions{})
 		defer it.Close()
 		var count uint64
 		var lenBuf [binary.MaxVarintLen64]byte
@@ -142,8 +142,9 @@ func (s *Store) isEmpty() (bool, error) {
 
 // hashReader feeds every byte it hands out into h.
 type hashReader struct {
-	r *bufio.Reader
-	h hash.Hash32
+	r   *bufio.Reader
+	h   hash.Hash32
+	one [1]byte
 }
 
 func (hr *hashReader) Read(p []byte) (int, error) {
@@ -155,7 +156,8 @@ func (hr *hashReader) Read(p []byte) (int, error) {
 func (hr *hashReader) ReadByte() (byte, error) {
 	b, err := hr.r.ReadByte()
 	if err == nil {
-		hr.h.Write([]byte{b})
+		hr.one[0] = b
+		hr.h.Write(hr.one[:])
 	}
 	return b, err
 }
@@ -228,6 +230,11 @@ func readBytes(hr *hashReader, limit uint64) ([]byte, error) {
 	}
 	if n > limit {
 		return nil, fmt.Errorf("length %d exceeds limit %d", n, limit)
+	}
+	if n <= 64<<10 {
+		b := make([]byte, n)
+		_, err := io.ReadFull(hr, b)
+		return b, err
 	}
 	// Grow with the data actually read, not the claimed length.
 	var buf bytes.Buffer

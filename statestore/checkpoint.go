@@ -83,10 +83,12 @@ var checkpointMu sync.Mutex
 // checkpoint-<seq>.ckpt, where seq is one more than the highest sequence
 // named in dir, valid or not, so a sequence is never reused. It then keeps the
 // keep newest valid files (at least 1) and removes everything older.
+// Concurrent calls are serialised; writers of s wait only until the snapshot
+// transaction is open. Do not call it from an Update callback.
 //
-// On failure the temp file is removed and nothing else changes. If only the
-// pruning fails, the new checkpoint is in place: its info is returned along
-// with the error.
+// If writing fails, the temp file is removed and nothing else changes. If only
+// the pruning fails, the new checkpoint is in place: its info is returned
+// along with the error.
 func (s *Store) WriteCheckpoint(dir string, keep int) (CheckpointInfo, error) {
 	keep = max(keep, 1)
 	checkpointMu.Lock()
@@ -561,9 +563,14 @@ func checkPayload(f *os.File, path string, hdr checkpointHeader) (events int, er
 	h := sha256.New()
 	lr := &io.LimitedReader{R: f, N: int64(hdr.length)}
 	br := bufio.NewReaderSize(io.TeeReader(lr, h), checkpointReadBufSize)
-	decErr := readBackup(br, func(k, _ []byte) error {
+	decErr := readBackup(br, func(k, v []byte) error {
 		if bytes.HasPrefix(k, []byte(prefixEvent)) {
 			events++
+		}
+		// Open reads this on every start; a bad one would fail the restore.
+		if string(k) == keyNextSeq {
+			_, err := decodeUint64(k, v)
+			return err
 		}
 		return nil
 	})

@@ -1,0 +1,92 @@
+package agent
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are berth's Prometheus series (SPEC §5.10). Counters and
+// histograms are fed where things happen; per-challenge state is read from
+// the directory at scrape time, so it never drifts.
+type metrics struct {
+	reg                *prometheus.Registry
+	restarts           *prometheus.CounterVec
+	probeDuration      *prometheus.HistogramVec
+	probes             *prometheus.CounterVec
+	swaps              *prometheus.CounterVec
+	swapDuration       *prometheus.HistogramVec
+	pullDuration       *prometheus.HistogramVec
+	checkpointDuration prometheus.Histogram
+	dockerRequests     *prometheus.CounterVec
+	proxyRequests      *prometheus.CounterVec
+}
+
+func newMetrics(dir *directory, dockerUp func() bool) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_restarts_total",
+			Help: "Container restarts by cause (exited, oom_killed, unhealthy, start_failed, operator)."}, []string{"challenge", "cause"}),
+		probeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "berth_health_probe_duration_seconds",
+			Help: "Health probe response time.", Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"challenge"}),
+		probes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_health_probes_total",
+			Help: "Health probes by result (pass, fail)."}, []string{"challenge", "result"}),
+		swaps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_swaps_total",
+			Help: "Version swaps by result (completed, failed, rolled_back, noop)."}, []string{"challenge", "result"}),
+		swapDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "berth_swap_duration_seconds",
+			Help: "Time from swap start to its end.", Buckets: prometheus.ExponentialBuckets(0.5, 2, 12)}, []string{"challenge"}),
+		pullDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "berth_image_pull_duration_seconds",
+			Help: "Image pull time.", Buckets: prometheus.ExponentialBuckets(0.1, 2, 12)}, []string{"challenge"}),
+		checkpointDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "berth_checkpoint_duration_seconds",
+			Help: "Time to write a checkpoint.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		dockerRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_docker_api_requests_total",
+			Help: "Docker Engine API requests by operation: the cost of supervision."}, []string{"op"}),
+		proxyRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_proxy_requests_total",
+			Help: "Stable-endpoint requests by status code."}, []string{"challenge", "code"}),
+	}
+	m.reg.MustRegister(m.restarts, m.probeDuration, m.probes, m.swaps, m.swapDuration, m.pullDuration,
+		m.checkpointDuration, m.dockerRequests, m.proxyRequests,
+		&stateCollector{dir: dir},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "berth_docker_connected", Help: "1 while the Docker Engine answers."},
+			func() float64 { return boolFloat(dockerUp()) }),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+var (
+	descUp     = prometheus.NewDesc("berth_challenge_up", "1 while the challenge has a serving container.", []string{"challenge"}, nil)
+	descHealth = prometheus.NewDesc("berth_challenge_health", "1 for the challenge's current health status.",
+		[]string{"challenge", "status"}, nil)
+)
+
+// stateCollector reports each challenge's published status at scrape time.
+type stateCollector struct{ dir *directory }
+
+func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descUp
+	ch <- descHealth
+}
+
+func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, h := range s.dir.list() {
+		st := h.status.Load()
+		up := st.State == Running && st.Health.Serving() && st.Upstream != ""
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, boolFloat(up), st.Name)
+		for _, status := range []Health{HealthUnknown, HealthHealthy, HealthDegraded, HealthUnhealthy} {
+			ch <- prometheus.MustNewConstMetric(descHealth, prometheus.GaugeValue, boolFloat(st.Health == status), st.Name, string(status))
+		}
+	}
+}
