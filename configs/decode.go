@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -34,25 +35,33 @@ const (
 )
 
 var (
-	durationType = reflect.TypeFor[time.Duration]()
-	byteSizeType = reflect.TypeFor[ByteSize]()
-	yamlLineRE   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	durationType    = reflect.TypeFor[time.Duration]()
+	byteSizeType    = reflect.TypeFor[ByteSize]()
+	yamlLineRE      = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	unknownAnchorRE = regexp.MustCompile(`^unknown anchor '(.*)' referenced$`)
 )
 
 // Keys that Docker has but berth refuses; naming the reason beats "unknown key".
 var refusedKeys = map[string]string{
-	"privileged":   "privileged containers are refused",
-	"cap_add":      "adding capabilities is refused; berth only drops them",
-	"network_mode": "host networking is refused; challenges join agent.network",
-	"host_network": "host networking is refused; challenges join agent.network",
-	"pid":          "sharing host namespaces is refused",
-	"pid_mode":     "sharing host namespaces is refused",
-	"ipc":          "sharing host namespaces is refused",
-	"ipc_mode":     "sharing host namespaces is refused",
-	"binds":        "host bind mounts are refused; use named volumes",
-	"bind":         "host bind mounts are refused; use named volumes",
-	"mounts":       "host bind mounts are refused; use named volumes",
-	"devices":      "host devices are refused",
+	"privileged":          "privileged containers are refused",
+	"cap_add":             "adding capabilities is refused; berth only drops them",
+	"network_mode":        "host networking is refused; challenges join agent.network",
+	"host_network":        "host networking is refused; challenges join agent.network",
+	"pid":                 "sharing host namespaces is refused",
+	"pid_mode":            "sharing host namespaces is refused",
+	"ipc":                 "sharing host namespaces is refused",
+	"ipc_mode":            "sharing host namespaces is refused",
+	"binds":               "host bind mounts are refused; use named volumes",
+	"bind":                "host bind mounts are refused; use named volumes",
+	"mounts":              "host bind mounts are refused; use named volumes",
+	"devices":             "host devices are refused",
+	"device_cgroup_rules": "host devices are refused",
+	"userns_mode":         "sharing host namespaces is refused",
+	"uts":                 "sharing host namespaces is refused",
+	"uts_mode":            "sharing host namespaces is refused",
+	"volumes_from":        "mounting another container's volumes is refused; use named volumes",
+	"security_opt":        "custom seccomp, AppArmor and label options are refused; see security.no_new_privileges",
+	"cgroup_parent":       "choosing the cgroup parent is refused; resources sets the limits",
 }
 
 func newDecoder(file string) *decoder {
@@ -73,14 +82,14 @@ func (d *decoder) parse(data []byte) (*yaml.Node, bool) {
 		if errors.Is(err, io.EOF) {
 			return nil, true
 		}
-		d.syntax(err)
+		d.syntax(err, data)
 		return nil, false
 	}
 	var extra yaml.Node
 	switch err := dec.Decode(&extra); {
 	case errors.Is(err, io.EOF):
 	case err != nil:
-		d.syntax(err)
+		d.syntax(err, data)
 		return nil, false
 	case !isNull(docRoot(&extra)):
 		d.fail(&extra, "", "a second YAML document starts here; the file must hold one document")
@@ -99,15 +108,50 @@ func docRoot(doc *yaml.Node) *yaml.Node {
 	return doc
 }
 
-func (d *decoder) syntax(err error) {
+func (d *decoder) syntax(err error, data []byte) {
 	msg := err.Error()
 	fe := &FieldError{File: d.file, Msg: strings.TrimPrefix(msg, "yaml: ")}
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		fe.Line, _ = strconv.Atoi(m[1])
 		fe.Msg = m[2]
+	} else {
+		fe.Line = syntaxLine(data, fe.Msg)
 	}
 	fe.Msg = "invalid YAML: " + fe.Msg
 	d.errs = append(d.errs, fe)
+}
+
+// syntaxLine locates a YAML error whose message has no line: yaml leaves it
+// out for bad characters, unknown anchors and anything on the first line.
+func syntaxLine(data []byte, msg string) int {
+	at := -1
+	if m := unknownAnchorRE.FindStringSubmatch(msg); m != nil {
+		at = bytes.Index(data, []byte("*"+m[1]))
+	} else if strings.Contains(msg, "UTF-8") || strings.Contains(msg, "control characters") || strings.Contains(msg, "Unicode character") {
+		at = firstUnprintable(data)
+	}
+	if at < 0 {
+		return 1
+	}
+	return bytes.Count(data[:at], []byte("\n")) + 1
+}
+
+// firstUnprintable returns the offset of the first byte YAML refuses to
+// read (invalid UTF-8 or a control character), or -1.
+func firstUnprintable(data []byte) int {
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1,
+			r < 0x20 && r != '\t' && r != '\n' && r != '\r',
+			r >= 0x7f && r <= 0x9f && r != 0x85,
+			r == 0xfffe || r == 0xffff,
+			r == 0xfeff && i > 0:
+			return i
+		}
+		i += size
+	}
+	return -1
 }
 
 func resolveAlias(n *yaml.Node) *yaml.Node {

@@ -41,6 +41,21 @@
 //	BERTH_LOG_LEVEL       agent.log.level
 //	BERTH_LOG_FORMAT      agent.log.format
 //
+// # Refused settings
+//
+// Docker options that would weaken a challenge's isolation are refused by
+// name wherever they appear, with the reason instead of "unknown key":
+// privileged, cap_add, network_mode, host_network, pid, pid_mode, ipc,
+// ipc_mode, uts, uts_mode, userns_mode, binds, bind, mounts, volumes_from,
+// devices, device_cgroup_rules, security_opt and cgroup_parent. Volumes are
+// named volumes only: a name that looks like a path, or any mention of
+// docker.sock in a name or target, is refused. Resource limits cannot be
+// switched off (pids >= 1, memory >= 6m, cpus >= 0.01).
+//
+// agent.policy.allowed_images prefixes match whole path components after
+// normalising both sides (Docker Hub short names, index.docker.io, host case),
+// so ghcr.io/org/app admits ghcr.io/org/app/x but not ghcr.io/org/application.
+//
 // # Errors
 //
 // Every loading and validation failure is returned as [Errors], a list of

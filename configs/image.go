@@ -83,9 +83,7 @@ func checkImagePrefix(p string) string {
 func normalizeImage(image string) string {
 	segs := strings.Split(image, "/")
 	if len(segs) > 1 && looksLikeDomain(segs[0]) {
-		if segs[0] == "index.docker.io" {
-			segs[0] = "docker.io"
-		}
+		segs[0] = normalizeHost(segs[0])
 		if segs[0] == "docker.io" && len(segs) == 2 {
 			return "docker.io/library/" + segs[1]
 		}
@@ -97,14 +95,26 @@ func normalizeImage(image string) string {
 	return "docker.io/" + image
 }
 
+// normalizeHost lowercases a registry host (host names are case-insensitive)
+// and maps Docker Hub's legacy name index.docker.io to docker.io.
+func normalizeHost(h string) string {
+	h = strings.ToLower(h)
+	if h == "index.docker.io" {
+		return "docker.io"
+	}
+	return h
+}
+
 // prefixForms returns the normalized forms a policy prefix may stand for.
 func prefixForms(p string) []string {
 	p = strings.TrimSuffix(p, "/")
 	segs := strings.Split(p, "/")
 	switch {
 	case looksLikeDomain(segs[0]):
-		if segs[0] == "index.docker.io" {
-			segs[0] = "docker.io"
+		segs[0] = normalizeHost(segs[0])
+		if segs[0] == "docker.io" && len(segs) == 2 && segs[1] != "library" {
+			// Like "nginx" below: docker.io/nginx is the official image too.
+			return []string{"docker.io/library/" + segs[1], "docker.io/" + segs[1]}
 		}
 		return []string{strings.Join(segs, "/")}
 	case len(segs) == 1:

@@ -213,8 +213,8 @@ func parseChallenge(filename string, data []byte, defs Defaults) (Challenge, map
 		return Challenge{}, nil, d.result()
 	}
 	if isNull(root) {
-		line := 0
-		if root != nil {
+		line := 1 // an empty file is wrong from its first line
+		if root != nil && root.Line > 0 {
 			line = root.Line
 		}
 		d.errs = append(d.errs, &FieldError{File: filename, Line: line, Msg: "file is empty; expected one challenge (name, image, version, ...)"})

@@ -23,8 +23,11 @@ var (
 	capRE        = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
 )
 
-// MinMemory is the smallest memory limit Docker accepts.
-const MinMemory = 6 * MiB
+// Smallest limits Docker accepts.
+const (
+	MinMemory = 6 * MiB
+	MinCPUs   = 0.01
+)
 
 var logLevels = []string{"trace", "debug", "info", "warn", "error"}
 
@@ -104,6 +107,8 @@ func validateVolumes(c *checker, vs []Volume, p string) {
 			c.add(join(vp, "name"), "is required")
 		case strings.ContainsAny(v.Name, `/\`) || strings.HasPrefix(v.Name, "."):
 			c.add(join(vp, "name"), "%q looks like a host path; host bind mounts are refused, use a named volume", v.Name)
+		case isDockerSocket(v.Name):
+			c.add(join(vp, "name"), "%q: mounting the Docker socket is refused (it gives root on the host)", v.Name)
 		case !volumeNameRE.MatchString(v.Name):
 			c.add(join(vp, "name"), "%q is not a valid volume name (letters, digits, _ . -)", v.Name)
 		}
@@ -111,6 +116,10 @@ func validateVolumes(c *checker, vs []Volume, p string) {
 			continue
 		}
 		t := path.Clean(v.Target)
+		if isDockerSocket(t) {
+			c.add(join(vp, "target"), "%q: mounting the Docker socket is refused (it gives root on the host)", v.Target)
+			continue
+		}
 		if t == "/" {
 			c.add(join(vp, "target"), "cannot mount over /")
 			continue
@@ -121,6 +130,12 @@ func validateVolumes(c *checker, vs []Volume, p string) {
 		}
 		targets[t] = i
 	}
+}
+
+// isDockerSocket matches any spelling of the engine's socket; whoever holds
+// it is root on the host.
+func isDockerSocket(s string) bool {
+	return strings.Contains(strings.ToLower(s), "docker.sock")
 }
 
 // absPath requires an absolute container path and reports whether it was one.
@@ -191,8 +206,12 @@ func validateUpdate(c *checker, u Update, p string) {
 }
 
 func validateResources(c *checker, r Resources, p string) {
-	if !(r.CPUs > 0) || math.IsInf(r.CPUs, 0) {
+	switch {
+	case !(r.CPUs > 0) || math.IsInf(r.CPUs, 0):
 		c.add(join(p, "cpus"), "%v must be greater than 0", r.CPUs)
+	case r.CPUs < MinCPUs:
+		// Below this Docker refuses the limit, and rounding to 0 nano-CPUs would mean no limit.
+		c.add(join(p, "cpus"), "%v is below Docker's minimum of %v", r.CPUs, MinCPUs)
 	}
 	if r.Memory < MinMemory {
 		c.add(join(p, "memory"), "%s is below Docker's minimum of %s", r.Memory, ByteSize(MinMemory))

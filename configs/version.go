@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -28,10 +29,25 @@ func IsExactVersion(v string) bool {
 	return true
 }
 
+// maxVersionLen bounds a version or constraint; tags are at most 128 characters.
+const maxVersionLen = 256
+
+// CheckVersion returns why v is unusable as a challenge version (an exact tag
+// or a semver constraint), or nil. The message does not name the key.
+func CheckVersion(v string) error {
+	if msg := checkVersion(v); msg != "" {
+		return errors.New(msg)
+	}
+	return nil
+}
+
 // checkVersion returns why v is unusable as a challenge version, or "".
 func checkVersion(v string) string {
 	if strings.TrimSpace(v) == "" {
 		return "is required (an exact tag such as \"1.4.2\" or a constraint such as \"^1.4\")"
+	}
+	if len(v) > maxVersionLen {
+		return fmt.Sprintf("is longer than %d characters", maxVersionLen)
 	}
 	if IsExactVersion(v) {
 		if !tagRE.MatchString(v) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +36,7 @@ type ContainerSpec struct {
 
 	ReadOnlyRootfs  bool
 	CapDrop         []string
+	CapAdd          []string // only NET_BIND_SERVICE; anything else is refused
 	NoNewPrivileges bool
 	Tmpfs           []string
 	Volumes         []VolumeMount
@@ -66,8 +69,15 @@ type Container struct {
 	NetworkIPs map[string]string
 }
 
+// allowedCapAdd lists the only capabilities a container may get back after
+// CapDrop. Every other capability (SYS_ADMIN, NET_ADMIN, ALL, ...) is refused.
+var allowedCapAdd = []string{"NET_BIND_SERVICE"}
+
 // checkPolicy refuses what berth never creates, even if a caller asked.
 func checkPolicy(spec ContainerSpec) error {
+	if spec.Name == "" || spec.Image == "" {
+		return fmt.Errorf("%w: container name and image are required", ErrRefused)
+	}
 	for _, v := range spec.Volumes {
 		if v.Name == "" || strings.ContainsAny(v.Name, `/\`) || strings.HasPrefix(v.Name, ".") {
 			return fmt.Errorf("%w: volume %q is not a named volume (host paths are never mounted)", ErrRefused, v.Name)
@@ -75,24 +85,105 @@ func checkPolicy(spec ContainerSpec) error {
 		if !strings.HasPrefix(v.Target, "/") {
 			return fmt.Errorf("%w: volume target %q is not absolute", ErrRefused, v.Target)
 		}
-		if strings.Contains(v.Target, "docker.sock") {
+		if isDockerSocket(v.Name) || isDockerSocket(v.Target) {
 			return fmt.Errorf("%w: the Docker socket is never mounted into challenges", ErrRefused)
 		}
+		if path.Clean(v.Target) == "/" {
+			return fmt.Errorf("%w: volume %q cannot be mounted over /", ErrRefused, v.Name)
+		}
 	}
-	if spec.Network == "host" || spec.Network == "none" || strings.HasPrefix(spec.Network, "container:") {
+	for _, t := range spec.Tmpfs {
+		if !strings.HasPrefix(t, "/") || path.Clean(t) == "/" {
+			return fmt.Errorf("%w: tmpfs %q must be an absolute path other than /", ErrRefused, t)
+		}
+	}
+	if isHostMode(spec.Network) || spec.Network == "none" {
 		return fmt.Errorf("%w: network %q (challenges run on a user-defined bridge network)", ErrRefused, spec.Network)
 	}
-	if spec.Name == "" || spec.Image == "" {
-		return fmt.Errorf("%w: container name and image are required", ErrRefused)
+	for _, c := range spec.CapAdd {
+		if !slices.Contains(allowedCapAdd, normalizeCap(c)) {
+			return fmt.Errorf("%w: capability %q cannot be added (allowed: %s)", ErrRefused, c, strings.Join(allowedCapAdd, ", "))
+		}
+	}
+	// Zero means "no limit" to the engine; berth always sets limits.
+	if spec.PidsLimit <= 0 {
+		return fmt.Errorf("%w: pids limit %d (a container without a pids limit can fork-bomb the host)", ErrRefused, spec.PidsLimit)
+	}
+	if spec.MemoryBytes <= 0 {
+		return fmt.Errorf("%w: memory limit %d (a container without a memory limit can exhaust the host)", ErrRefused, spec.MemoryBytes)
+	}
+	if spec.NanoCPUs < 0 {
+		return fmt.Errorf("%w: negative CPU limit %d", ErrRefused, spec.NanoCPUs)
 	}
 	return nil
 }
 
-// Create creates (does not start) a hardened, labelled container.
-func (c *Client) Create(ctx context.Context, spec ContainerSpec) (string, error) {
-	if err := checkPolicy(spec); err != nil {
-		return "", fmt.Errorf("create %s: %w", spec.Name, err)
+// isDockerSocket matches any spelling of the engine's socket; whoever holds
+// it is root on the host.
+func isDockerSocket(s string) bool {
+	return strings.Contains(strings.ToLower(s), "docker.sock")
+}
+
+// isHostMode reports a namespace mode that joins the host's or another
+// container's namespace.
+func isHostMode(mode string) bool {
+	return strings.EqualFold(mode, "host") || strings.HasPrefix(strings.ToLower(mode), "container:")
+}
+
+// normalizeCap spells a capability as the engine does: upper case, no CAP_ prefix.
+func normalizeCap(c string) string {
+	return strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(c)), "CAP_")
+}
+
+// checkRequest re-checks the request actually sent to the engine, so a later
+// change to createRequest cannot quietly drop a guarantee.
+func checkRequest(host *container.HostConfig) error {
+	refuse := func(what string, args ...any) error {
+		return fmt.Errorf("%w: create request has %s", ErrRefused, fmt.Sprintf(what, args...))
 	}
+	switch {
+	case host.Privileged:
+		return refuse("privileged mode")
+	case isHostMode(string(host.NetworkMode)):
+		return refuse("network mode %q", host.NetworkMode)
+	case isHostMode(string(host.PidMode)), isHostMode(string(host.IpcMode)),
+		isHostMode(string(host.UTSMode)), isHostMode(string(host.UsernsMode)), isHostMode(string(host.CgroupnsMode)):
+		return refuse("a shared host namespace")
+	case len(host.Binds) > 0 || len(host.VolumesFrom) > 0:
+		return refuse("bind mounts")
+	case len(host.Devices) > 0 || len(host.DeviceRequests) > 0 || len(host.DeviceCgroupRules) > 0:
+		return refuse("devices")
+	case host.PidsLimit == nil || *host.PidsLimit <= 0 || host.Memory <= 0:
+		return refuse("no pids or memory limit")
+	}
+	for _, m := range host.Mounts {
+		if m.Type != mount.TypeVolume || strings.ContainsAny(m.Source, `/\`) {
+			return refuse("a %s mount of %q", m.Type, m.Source)
+		}
+	}
+	for _, c := range host.CapAdd {
+		if !slices.Contains(allowedCapAdd, normalizeCap(c)) {
+			return refuse("capability %q", c)
+		}
+	}
+	for _, o := range host.SecurityOpt {
+		if o != "no-new-privileges:true" {
+			return refuse("security option %q", o)
+		}
+	}
+	for port, bindings := range host.PortBindings {
+		for _, b := range bindings {
+			if b.HostIP != "127.0.0.1" {
+				return refuse("port %s published on %q, not loopback", port, b.HostIP)
+			}
+		}
+	}
+	return nil
+}
+
+// createRequest turns a spec into the engine's create request with berth's
+// hardening (SPEC §5.9) applied.
+func createRequest(spec ContainerSpec) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
 	port := nat.Port(strconv.Itoa(spec.Port) + "/tcp")
 	cfg := &container.Config{
 		Image:        spec.Image,
@@ -108,9 +199,11 @@ func (c *Client) Create(ctx context.Context, spec ContainerSpec) (string, error)
 	pids := spec.PidsLimit
 	host := &container.HostConfig{
 		NetworkMode:    container.NetworkMode(spec.Network),
+		IpcMode:        container.IPCModePrivate,
 		RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyDisabled},
 		ReadonlyRootfs: spec.ReadOnlyRootfs,
 		CapDrop:        spec.CapDrop,
+		CapAdd:         spec.CapAdd,
 		Init:           &init,
 		Privileged:     false,
 		LogConfig:      container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "3"}},
@@ -142,6 +235,19 @@ func (c *Client) Create(ctx context.Context, spec ContainerSpec) (string, error)
 		netCfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 			spec.Network: {Aliases: spec.Aliases},
 		}}
+	}
+	return cfg, host, netCfg
+}
+
+// Create creates (does not start) a hardened, labelled container. A spec that
+// breaks the policy is refused with ErrRefused and never reaches the engine.
+func (c *Client) Create(ctx context.Context, spec ContainerSpec) (string, error) {
+	if err := checkPolicy(spec); err != nil {
+		return "", fmt.Errorf("create %s: %w", spec.Name, err)
+	}
+	cfg, host, netCfg := createRequest(spec)
+	if err := checkRequest(host); err != nil {
+		return "", fmt.Errorf("create %s: %w", spec.Name, err)
 	}
 	ctx, cancel := c.call(ctx, "container_create")
 	defer cancel()
