@@ -25,7 +25,7 @@ type Options struct {
 	Logger  zerolog.Logger
 	Version string           // berth's own version, reported by the API
 	Clock   supervisor.Clock // nil = real time
-	// Getenv reads BERTH_TOKEN; nil = os.Getenv.
+	// Getenv reads BERTH_TOKEN, NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID; nil = os.Getenv.
 	Getenv func(string) string
 }
 
@@ -59,14 +59,14 @@ type Agent struct {
 
 // New opens the store, prepares the engine client and binds both listeners,
 // so configuration and port problems surface before anything runs.
-func New(cfg *configs.Config, opts Options) (a *Agent, err error) {
+func New(cfg *configs.Config, opts Options) (_ *Agent, err error) {
 	if opts.Clock == nil {
 		opts.Clock = supervisor.RealClock()
 	}
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
 	}
-	a = &Agent{cfg: cfg, opts: opts, log: opts.Logger, clock: opts.Clock, dir: &directory{}, prober: NewProber(), started: time.Now(),
+	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, clock: opts.Clock, dir: &directory{}, prober: NewProber(), started: time.Now(),
 		requests: make(chan any)}
 	defer func() {
 		if err != nil {

@@ -1,12 +1,14 @@
 package agent
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -78,24 +80,47 @@ func (a *adminAPI) routes() http.Handler {
 		mux.Handle("POST /v1/checkpoints", a.handle(a.checkpoints.handleCreate))
 	}
 	mux.Handle("/v1/", a.handle(func(w http.ResponseWriter, r *http.Request) error {
-		return apiErr(http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+		return apiErr(http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+clip(r.URL.Path))
 	}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+clip(r.URL.Path), 0)
+	})
 	return mux
 }
 
 // handle applies auth and renders errors centrally.
 func (a *adminAPI) handle(h apiHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				a.log.Error().Interface("panic", v).Str("stack", string(debug.Stack())).Str("path", r.URL.Path).Msg("admin api handler panicked")
+				writeJSONError(w, http.StatusInternalServerError, "internal", "internal error; see berth's log", 0)
+			}
+		}()
 		err := a.authorize(r)
 		if err == nil {
-			r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+			if name := r.PathValue("name"); name != "" {
+				if e := validateChallengeName(name); e != nil {
+					err = e
+				}
+			}
+		}
+		if err == nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxJSONBody)
 			err = h(w, r)
 		}
 		if err == nil {
 			return
 		}
 		var apiError *APIError
-		if !errors.As(err, &apiError) {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			apiError = apiErr(http.StatusRequestEntityTooLarge, "too_large", "request body too large")
+		}
+		if apiError == nil && !errors.As(err, &apiError) {
 			a.log.Error().Err(err).Str("path", r.URL.Path).Msg("admin api request failed")
 			apiError = apiErr(http.StatusInternalServerError, "internal", "internal error; see berth's log")
 		}
@@ -108,7 +133,9 @@ func (a *adminAPI) authorize(r *http.Request) error {
 		return nil
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
+	// Comparing digests keeps the token's length out of the timing too.
+	gotSum, wantSum := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(a.token))
+	if !ok || subtle.ConstantTimeCompare(gotSum[:], wantSum[:]) != 1 {
 		return apiErr(http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token")
 	}
 	return nil
@@ -273,7 +300,7 @@ func (a *adminAPI) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	if t := q.Get("tail"); t != "" {
 		n, err := strconv.Atoi(t)
 		if err != nil || n < 0 || n > maxLogTail {
-			return apiErr(http.StatusBadRequest, "bad_request", fmt.Sprintf("tail must be 0..%d, got %s", maxLogTail, quote(t)))
+			return apiErr(http.StatusBadRequest, "bad_request", fmt.Sprintf("tail must be 0..%d, got %s", maxLogTail, quote(clip(t))))
 		}
 		opts.Tail = n
 	}
@@ -323,17 +350,11 @@ type swapRequest struct {
 // swapChallenge starts a blue-green swap: 202 {swap_id, from, to}.
 func (a *adminAPI) swapChallenge(w http.ResponseWriter, r *http.Request) error {
 	var req swapRequest
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return apiErr(http.StatusRequestEntityTooLarge, "too_large", "request body too large")
-		}
-		return apiErr(http.StatusBadRequest, "bad_request", `body must be {"version":"…"}: `+err.Error())
+	if e := decodeJSONBody(r, &req, maxJSONBody); e != nil {
+		return e
 	}
-	if req.Version == "" {
-		return apiErr(http.StatusBadRequest, "bad_request", "version is required")
+	if e := validateVersion(req.Version); e != nil {
+		return e
 	}
 	return a.requestSwap(w, r, msgSwap{version: req.Version, kind: swapRequested})
 }

@@ -75,7 +75,7 @@ func newProxy(dir *directory, log zerolog.Logger) *proxy {
 			}
 			rt, _ := r.Context().Value(routeKey{}).(route)
 			p.log.Warn().Err(err).Str(fieldChallenge, rt.challenge).Msg("proxy upstream error")
-			writeJSONError(w, http.StatusBadGateway, "upstream_error", "challenge container did not answer: "+err.Error(), 0)
+			writeJSONError(w, http.StatusBadGateway, "upstream_error", "challenge container did not answer", 0)
 		},
 	}
 	return p

@@ -57,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdLogs(args[1:], stdout, stderr)
 	case "checkpoint":
 		return cmdCheckpoint(args[1:], stdout, stderr)
+	case "healthcheck":
+		return cmdHealthcheck(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "berth", version)
 		return exitOK
@@ -82,6 +84,7 @@ func usage(w io.Writer) {
   berth logs NAME [-f] [--tail N]
   berth checkpoint create | list | verify FILE | restore FILE --data-dir DIR
   berth version
+  berth healthcheck [--addr URL] [--ready] [--timeout DURATION]   (exit 0 when /healthz answers 200)
 client commands take --addr (BERTH_ADDR, default http://127.0.0.1:7070),
 --token (BERTH_TOKEN) or --token-file.
 `)
