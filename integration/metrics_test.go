@@ -36,7 +36,6 @@ func TestMetricsExposeSupervision(t *testing.T) {
 		`berth_docker_connected 1`,
 		`berth_proxy_requests_total{challenge="echo",code="200"} 1`,
 		"# HELP berth_checkpoint_duration_seconds",
-		"# HELP berth_swaps_total",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
