@@ -334,14 +334,7 @@ func (a *alerter) post(ctx context.Context, body []byte, seq uint64) (retry bool
 
 // sleep waits d on the alerter's clock; false if ctx ended first.
 func (a *alerter) sleep(ctx context.Context, d time.Duration) bool {
-	t := a.clock.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C():
-		return true
-	}
+	return sleepCtx(ctx, a.clock, d)
 }
 
 // alertKey is the unit of dedupe: one challenge (empty for agent-wide

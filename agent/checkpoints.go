@@ -39,18 +39,12 @@ func newCheckpointer(store *statestore.Store, dataDir string, keep int, interval
 
 // Serve writes a checkpoint every interval until ctx ends.
 func (cp *checkpointer) Serve(ctx context.Context) error {
-	for {
-		t := cp.clock.NewTimer(cp.interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C():
-		}
+	for sleepCtx(ctx, cp.clock, cp.interval) {
 		if _, err := cp.write("interval"); err != nil {
 			cp.log.Error().Err(err).Msg("periodic checkpoint failed")
 		}
 	}
+	return nil
 }
 
 // write takes one checkpoint and records it in the event log.

@@ -30,18 +30,12 @@ type orphanReaper struct {
 func (o *orphanReaper) Serve(ctx context.Context) error {
 	o.firstSeen = map[string]time.Time{}
 	period := min(max(o.grace/2, time.Second), 30*time.Second)
-	for {
-		t := o.clock.NewTimer(period)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C():
-		}
+	for sleepCtx(ctx, o.clock, period) {
 		if o.ready() {
 			o.sweep(ctx)
 		}
 	}
+	return nil
 }
 
 // claimed is every container id a challenge record or status refers to.

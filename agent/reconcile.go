@@ -51,12 +51,8 @@ type reconciler struct {
 // reload, register and delete requests until ctx ends.
 func (a *Agent) reconcile(ctx context.Context, root *supervisor.Supervisor) error {
 	for !a.watcher.dockerUp() {
-		t := a.clock.NewTimer(100 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleepCtx(ctx, a.clock, 100*time.Millisecond) {
 			return nil
-		case <-t.C():
 		}
 	}
 	labels := docker.OwnerLabels(a.cfg.Agent.ID)

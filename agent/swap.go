@@ -572,20 +572,9 @@ func (c *challenge) onSwapDone(ctx context.Context, m msgSwapDone) {
 	c.metrics.swaps.WithLabelValues(c.spec.Name, result).Inc()
 	c.metrics.swapDuration.WithLabelValues(c.spec.Name).Observe(c.clock.Now().Sub(m.job.startedAt).Seconds())
 	m.job.plan.Store(&plan)
-	err := c.store.Update(func(tx *statestore.Tx) error {
-		if err := tx.DeleteSwap(c.spec.Name); err != nil {
-			return err
-		}
-		saved, err := tx.AppendEvent(ev)
-		if err == nil {
-			ev = saved
-		}
-		return err
-	})
-	if err != nil {
+	if err := c.closeSwapRecord(ev); err != nil {
 		c.log.Error().Err(err).Msg("persist end of swap")
 	}
-	logEvent(c.log, ev)
 	if m.job.cutOver.Load() && m.job.previous != "" {
 		c.keepPrevious(m.job.previous, c.spec.Update.KeepPrevious)
 	}
@@ -683,7 +672,13 @@ func (c *challenge) recoverSwap(ctx context.Context) bool {
 		ev.Type, ev.Phase = "swap_completed", phaseCompleted
 		ev.Message = fmt.Sprintf("swap %s: completed after a berth restart", plan.ID)
 	}
-	err = c.store.Update(func(tx *statestore.Tx) error {
+	return c.closeSwapRecord(ev) == nil
+}
+
+// closeSwapRecord deletes the swap plan and records how the swap ended, in
+// one transaction, and logs that once.
+func (c *challenge) closeSwapRecord(ev statestore.Event) error {
+	err := c.store.Update(func(tx *statestore.Tx) error {
 		if err := tx.DeleteSwap(c.spec.Name); err != nil {
 			return err
 		}
@@ -693,11 +688,8 @@ func (c *challenge) recoverSwap(ctx context.Context) bool {
 		}
 		return err
 	})
-	if err != nil {
-		return false
-	}
 	logEvent(c.log, ev)
-	return true
+	return err
 }
 
 // swapStatus is the API view of a swap.

@@ -57,14 +57,7 @@ func (w *watcher) Serve(ctx context.Context) error {
 }
 
 func (w *watcher) sleep(ctx context.Context, d time.Duration) bool {
-	t := w.clock.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C():
-		return true
-	}
+	return sleepCtx(ctx, w.clock, d)
 }
 
 func (w *watcher) setDown(err error) {
