@@ -180,7 +180,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		{"checkpointer", a.checkpoints},
 		{"alerts", newAlerter(a.cfg.Agent, a.store, a.clock, a.log)}, // returns at once without agent.alerts.webhook_url
 		{"admin-api", &httpService{name: "admin api", listener: a.apiListener, handler: api.routes(), log: a.log}},
-		{"proxy", &httpService{name: "proxy", listener: a.proxyListener, handler: a.proxy, log: a.log, longRequests: true}},
+		{"proxy", &httpService{name: "proxy", listener: a.proxyListener, handler: a.proxy, log: a.log, longRequests: true, grace: 30 * time.Second}},
 		{"reconciler", supervisor.ServiceFunc(func(ctx context.Context) error { return a.reconcile(ctx, root) })},
 		{"orphan-reaper", &orphanReaper{agentID: a.cfg.Agent.ID, engine: a.engine, store: a.store, dir: a.dir, clock: a.clock,
 			grace: a.cfg.Agent.OrphanGrace, log: a.log.With().Str(fieldComponent, "orphans").Logger(), ready: a.reconciled.Load}},
@@ -336,7 +336,8 @@ type httpService struct {
 	listener     net.Listener
 	handler      http.Handler
 	log          zerolog.Logger
-	longRequests bool // proxied requests may run long; no write timeout
+	longRequests bool          // proxied requests may run long; no write timeout
+	grace        time.Duration // how long shutdown lets requests finish (default 5s)
 }
 
 func (s *httpService) Serve(ctx context.Context) error {
@@ -360,7 +361,11 @@ func (s *httpService) Serve(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", s.name, err)
 	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	grace := s.grace
+	if grace <= 0 {
+		grace = 5 * time.Second
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		srv.Close()

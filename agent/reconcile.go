@@ -382,7 +382,16 @@ func (a *Agent) register(spec configs.Challenge, source string) (changed bool, e
 // publishRecorded lists the configured challenges at once, with what the
 // store remembers, so the stable endpoint serves while berth starts.
 func (a *Agent) publishRecorded() {
-	for _, spec := range a.cfg.Challenges {
+	specs := append([]configs.Challenge(nil), a.cfg.Challenges...)
+	if stored, err := a.store.ListSpecs(); err == nil {
+		for _, rec := range stored {
+			var c configs.Challenge
+			if _, inConfig := a.cfg.Challenge(rec.Name); !inConfig && rec.Source == "api" && json.Unmarshal(rec.Spec, &c) == nil {
+				specs = append(specs, c)
+			}
+		}
+	}
+	for _, spec := range specs {
 		h := newChallengeHandle(spec.Name)
 		if rec, ok, err := a.store.GetRuntime(spec.Name); err == nil && ok {
 			st := *h.status.Load()

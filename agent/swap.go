@@ -132,7 +132,7 @@ func (c *challenge) startSwapTo(ctx context.Context, base configs.Challenge, ver
 	target := base.Clone()
 	target.Version = version
 	job := &swapJob{kind: kind, requested: version, spec: target, hash: target.SpecHash(), fromID: c.current.ID,
-		fromSlot: c.activeSlot(), fromURL: c.upstream, fromHash: c.hash, startedAt: c.clock.Now()}
+		fromSlot: c.activeSlot(), fromURL: c.upstream, fromHash: c.rec.Slots[c.activeSlot()].SpecHash, startedAt: c.clock.Now()}
 	plan := statestore.SwapPlan{ID: newSwapID(), Challenge: c.spec.Name, Phase: phasePulling, From: c.rec.Version, To: version,
 		FromSlot: job.fromSlot, ToSlot: otherSlot(job.fromSlot), StartedAt: job.startedAt, UpdatedAt: job.startedAt}
 	job.plan.Store(&plan)
@@ -492,6 +492,7 @@ func (c *challenge) onCutOver(m msgCutOver) {
 	rec.Slots[m.slot] = statestore.SlotRecord{ContainerID: m.ct.ID, ContainerName: m.ct.Name, Image: m.job.spec.Image + ":" + m.tag,
 		Version: m.tag, Digest: m.dig, SpecHash: m.job.hash, CreatedAt: c.clock.Now()}
 	rec.ActiveSlot = m.slot
+	rec.Upstream = c.upstreamFor(m.ct)
 	rec.PreviousVersion = c.rec.Version
 	rec.Version = m.tag
 	rec.Digest = m.dig

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -266,7 +267,8 @@ func validateAgent(c *checker, a Agent, p string) {
 	}
 	oneOf(c, join(p, "reach"), a.Reach, ReachPublished, ReachNetwork)
 	apiHost, apiOK := listenAddr(c, join(join(p, "api"), "listen"), a.API.Listen)
-	if apiOK && a.API.TokenFile == "" && !isLoopback(apiHost) {
+	// BERTH_TOKEN is the other way to give the token (it never sits in a file).
+	if apiOK && a.API.TokenFile == "" && os.Getenv("BERTH_TOKEN") == "" && !isLoopback(apiHost) {
 		c.add(join(join(p, "api"), "token_file"), "a token is required when api.listen is not loopback (%s)", a.API.Listen)
 	}
 	listenAddr(c, join(join(p, "proxy"), "listen"), a.Proxy.Listen)

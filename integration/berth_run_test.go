@@ -266,3 +266,28 @@ func TestUnreachableDockerIsReportedNotFatal(t *testing.T) {
 		return strings.Contains(ra.logs.String(), "docker engine unreachable"), nil
 	})
 }
+
+func TestDigestPinIsVerifiedAfterPull(t *testing.T) {
+	testenv.RequireDocker(t)
+	reg := testenv.StartRegistry(t)
+	id := testenv.AgentID(t)
+	_, digest := reg.PushChallenge(t, "berth-it/echo", "1.0.0", nil)
+	wrong := "sha256:" + strings.Repeat("0", 64)
+	pinned := challengeYAML("pinned", reg.Host+"/berth-it/echo", "1.0.0", "    digest: "+digest+"\n")
+	mismatch := challengeYAML("mismatch", reg.Host+"/berth-it/echo", "1.0.0", "    digest: "+wrong+"\n")
+	ra := startAgent(t, berthConfig(t, id, pinned+mismatch))
+	waitServing(t, ra.api, "pinned", 60*time.Second, nil)
+	testenv.WaitFor(t, 30*time.Second, "the mismatching pin to be refused", func() (bool, error) {
+		v, err := challengeStatus(t, ra.api, "mismatch")
+		return err == nil && v.State == "failed", fmt.Errorf("state %s %v", v.State, err)
+	})
+	ev, ok := findEvent(events(t, ra.api, "mismatch"), "digest_mismatch")
+	if !ok || !strings.Contains(ev.Error, wrong) || !strings.Contains(ev.Error, digest) {
+		t.Errorf("digest_mismatch event %+v should name both digests", ev)
+	}
+	for _, cid := range testenv.DockerPS(t, id) {
+		if testenv.DockerInspect(t, cid)["Config"].(map[string]any)["Labels"].(map[string]any)["io.berth.challenge"] == "mismatch" {
+			t.Errorf("a container was created for the mismatching pin: %s", cid)
+		}
+	}
+}

@@ -197,9 +197,20 @@ func TestSwapUnderLoadHasZeroFailedRequestsAndCarriesState(t *testing.T) {
 		t.Error("no-op swap replaced the container")
 	}
 
-	// The API-set version stands across a berth restart.
+	// The API-set version stands across a berth restart, and the stable
+	// endpoint points at the new container from the first moment.
+	swapped, _ := challengeStatus(t, ra.api, "svc")
 	ra.stop(t)
 	ra2 := startAgent(t, cfg)
+	var initial challengeView
+	testenv.WaitFor(t, 10*time.Second, "the API after restart", func() (bool, error) {
+		v, err := challengeStatus(t, ra2.api, "svc")
+		initial = v
+		return err == nil, err
+	})
+	if initial.Upstream != swapped.Upstream {
+		t.Errorf("right after restart the proxy routes to %q, want the swapped-in %q", initial.Upstream, swapped.Upstream)
+	}
 	again := waitServing(t, ra2.api, "svc", 30*time.Second, nil)
 	if again.Version != "1.1.0" || again.ContainerID != after.ContainerID {
 		t.Errorf("after restart: version %s container %s, want 1.1.0 on %s", again.Version, again.ContainerID, after.ContainerID)
@@ -375,4 +386,22 @@ func TestAutoUpdateSwapsToNewTag(t *testing.T) {
 	reg.PushChallenge(t, "berth-it/echo", "1.3.0", nil)
 	reg.PushChallenge(t, "berth-it/echo", "2.0.0", nil) // outside the constraint
 	waitServing(t, ra.api, "svc", time.Minute, func(v challengeView) bool { return v.Version == "1.3.0" })
+}
+
+func TestSpecChangeWhileStoppedIsSwappedIn(t *testing.T) {
+	testenv.RequireDocker(t)
+	reg := testenv.StartRegistry(t)
+	id := testenv.AgentID(t)
+	reg.PushChallenge(t, "berth-it/echo", "1.0.0", nil)
+	cfg := berthConfig(t, id, swapYAML("svc", reg.Host+"/berth-it/echo", "1.0.0", "min_healthy_time: 200ms")+"    env: {MODE: one}\n")
+	ra := startAgent(t, cfg)
+	before := waitServing(t, ra.api, "svc", 60*time.Second, nil)
+	ra.stop(t)
+	cfg = rewriteConfig(t, cfg, "MODE: one", "MODE: two")
+	ra2 := startAgent(t, cfg)
+	after := waitServing(t, ra2.api, "svc", time.Minute, func(v challengeView) bool { return v.ContainerID != before.ContainerID })
+	env := fmt.Sprint(testenv.DockerInspect(t, after.ContainerID)["Config"].(map[string]any)["Env"])
+	if !strings.Contains(env, "MODE=two") {
+		t.Errorf("new container env %s lacks MODE=two", env)
+	}
 }

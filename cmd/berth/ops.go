@@ -225,9 +225,7 @@ func cmdLogs(args []string, stdout, stderr io.Writer) int {
 	if follow {
 		q.Set("follow", "true")
 	}
-	if tail > 0 {
-		q.Set("tail", strconv.Itoa(tail))
-	}
+	q.Set("tail", strconv.Itoa(tail))
 	ctx, cancel := streamContext()
 	defer cancel()
 	resp, err := c.request(ctx, "GET", "/v1/challenges/"+url.PathEscape(pos[0])+"/logs?"+q.Encode(), nil)
