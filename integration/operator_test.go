@@ -74,6 +74,35 @@ func TestCLIAgainstRunningBerth(t *testing.T) {
 	}
 	waitCLIHealthy(1)
 
+	// swap --wait follows the phases to the end (plain lines off a terminal).
+	reg.PushChallenge(t, "berth-it/echo", "1.1.0", nil)
+	code, out = runCLI(t, env, "swap", "echo", "1.1.0", "--wait", "--timeout", "2m")
+	if code != 0 || !strings.Contains(out, "echo: completed") || !strings.Contains(out, "1.0.0 → 1.1.0") {
+		t.Errorf("swap --wait: exit %d\n%s", code, out)
+	}
+	// events -f keeps streaming until interrupted.
+	cmd := exec.Command(buildBerth(t), "events", "-f", "--challenge", "echo", "-o", "json")
+	cmd.Env = append(os.Environ(), env...)
+	stdout := &syncBuffer{}
+	cmd.Stdout = stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "events -f to print history", func() (bool, error) {
+		return strings.Contains(stdout.String(), "swap_completed"), nil
+	})
+	seen := strings.Count(stdout.String(), "\n")
+	if code, out = runCLI(t, env, "restart", "echo"); code != 0 {
+		t.Errorf("restart during events -f: %d %s", code, out)
+	}
+	testenv.WaitFor(t, 10*time.Second, "events -f to stream a new event", func() (bool, error) {
+		return strings.Count(stdout.String(), "\n") > seen, nil
+	})
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("events -f after SIGINT: %v", err)
+	}
+
 	// Errors: wrong token, unknown challenge, berth not running, usage.
 	code, out = runCLI(t, []string{"BERTH_ADDR=" + ra.api, "BERTH_TOKEN=wrong"}, "status")
 	if code != 1 || !strings.Contains(out, "token") {
