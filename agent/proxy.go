@@ -21,12 +21,13 @@ import (
 // proxy is the stable endpoint: /<challenge>/<rest> goes to the challenge's
 // active container as /<rest>, so callers never track containers.
 type proxy struct {
-	dir       *directory
-	log       zerolog.Logger
-	reverse   *httputil.ReverseProxy
-	transport *http.Transport
-	inflight  sync.Map // upstream URL → *atomic.Int64, requests being served
-	requests  *prometheus.CounterVec
+	dir        *directory
+	log        zerolog.Logger
+	reverse    *httputil.ReverseProxy
+	transport  *http.Transport
+	inflight   sync.Map // upstream URL → *atomic.Int64, requests being served
+	requests   *prometheus.CounterVec
+	lastErrLog atomic.Int64 // unix nanos of the last upstream error logged
 }
 
 // InFlight is how many proxied requests an upstream is serving now; a swap
@@ -74,7 +75,11 @@ func newProxy(dir *directory, log zerolog.Logger) *proxy {
 				return // the client left
 			}
 			rt, _ := r.Context().Value(routeKey{}).(route)
-			p.log.Warn().Err(err).Str(fieldChallenge, rt.challenge).Msg("proxy upstream error")
+			// Clients retrying fast against a dead upstream must not flood the log.
+			if now := time.Now().UnixNano(); now-p.lastErrLog.Load() > int64(time.Second) {
+				p.lastErrLog.Store(now)
+				p.log.Warn().Err(err).Str(fieldChallenge, rt.challenge).Msg("proxy upstream error")
+			}
 			writeJSONError(w, http.StatusBadGateway, "upstream_error", "challenge container did not answer", 0)
 		},
 	}
