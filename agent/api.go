@@ -100,6 +100,9 @@ func (a *adminAPI) handle(h apiHandler) http.Handler {
 				writeJSONError(w, http.StatusInternalServerError, "internal", "internal error; see berth's log", 0)
 			}
 		}()
+		// A client that stops reading cannot hold a connection for ever;
+		// follow streams lift this deadline themselves.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(apiWriteTimeout))
 		err := a.authorize(r)
 		if err == nil {
 			if name := r.PathValue("name"); name != "" {
@@ -225,6 +228,7 @@ func (a *adminAPI) events(w http.ResponseWriter, r *http.Request) error {
 	if flusher != nil {
 		flusher.Flush()
 	}
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	for {
 		select {
 		case <-r.Context().Done():
@@ -285,6 +289,9 @@ func (a *adminAPI) restartChallenge(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
+// apiWriteTimeout bounds writing one admin API response.
+const apiWriteTimeout = time.Minute
+
 // maxLogTail bounds how many lines one logs request may ask for.
 const maxLogTail = 10000
 
@@ -325,6 +332,9 @@ func (a *adminAPI) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	defer rc.Close()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
+	if opts.Follow {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	}
 	flusher, _ := w.(http.Flusher)
 	buf := make([]byte, 32<<10)
 	for {
