@@ -5,8 +5,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -27,74 +25,12 @@ func swapYAML(name, image, version, update string) string {
 `, name, image, version, update)
 }
 
-// load runs concurrent clients against url until stopped and counts what they see.
-type load struct {
-	failures atomic.Int64
-	requests atomic.Int64
-	mu       sync.Mutex
-	versions []string // in completion order
-	errs     []string
-	stop     chan struct{}
-	wg       sync.WaitGroup
-}
-
-func startLoad(t testing.TB, base string, short, long int) *load {
+// startLoad runs testenv.StartLoad until the test ends.
+func startLoad(t testing.TB, base string, short, long int) *testenv.Load {
 	t.Helper()
-	l := &load{stop: make(chan struct{})}
-	client := &http.Client{Timeout: 60 * time.Second}
-	run := func(path string) {
-		defer l.wg.Done()
-		for {
-			select {
-			case <-l.stop:
-				return
-			default:
-			}
-			resp, err := client.Get(base + path)
-			l.requests.Add(1)
-			if err != nil {
-				l.fail(err.Error())
-				continue
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				l.fail(fmt.Sprintf("%s: status %d", path, resp.StatusCode))
-				continue
-			}
-			l.mu.Lock()
-			l.versions = append(l.versions, resp.Header.Get("X-Challenge-Version"))
-			l.mu.Unlock()
-		}
-	}
-	for range short {
-		l.wg.Add(1)
-		go run("/version")
-	}
-	for range long {
-		l.wg.Add(1)
-		go run("/work?ms=3000")
-	}
-	t.Cleanup(l.finish)
+	l := testenv.StartLoad(base, short, long)
+	t.Cleanup(func() { l.Finish() })
 	return l
-}
-
-func (l *load) fail(msg string) {
-	l.failures.Add(1)
-	l.mu.Lock()
-	if len(l.errs) < 10 {
-		l.errs = append(l.errs, msg)
-	}
-	l.mu.Unlock()
-}
-
-func (l *load) finish() {
-	select {
-	case <-l.stop:
-	default:
-		close(l.stop)
-	}
-	l.wg.Wait()
 }
 
 func waitSwapEnd(t testing.TB, api, name string, timeout time.Duration) map[string]any {
@@ -153,16 +89,15 @@ func TestSwapUnderLoadHasZeroFailedRequestsAndCarriesState(t *testing.T) {
 	}
 	swap := waitSwapEnd(t, ra.api, "svc", 2*time.Minute)
 	time.Sleep(time.Second)
-	l.finish()
+	res := l.Finish()
 	if swap["phase"] != "completed" {
 		t.Fatalf("swap ended in %v: %v", swap["phase"], swap["error"])
 	}
-	t.Logf("%d requests during the swap, %d failed", l.requests.Load(), l.failures.Load())
-	if n := l.failures.Load(); n != 0 {
-		t.Errorf("%d failed requests during the swap: %v", n, l.errs)
+	t.Logf("%d requests during the swap, %d failed", res.Requests, res.Failed)
+	if res.Failed != 0 {
+		t.Errorf("%d failed requests during the swap: %v", res.Failed, res.Errors)
 	}
-	first, last := l.versions[0], l.versions[len(l.versions)-1]
-	if first != "1.0.0" || last != "1.1.0" {
+	if first, last := res.FirstVersion, res.LastVersion; first != "1.0.0" || last != "1.1.0" {
 		t.Errorf("responses moved from %s to %s, want 1.0.0 → 1.1.0", first, last)
 	}
 	after, _ := challengeStatus(t, ra.api, "svc")
@@ -241,12 +176,12 @@ func TestSwapToNeverHealthyVersionRollsBackWithoutFailures(t *testing.T) {
 	l := startLoad(t, ra.proxy+"/svc", 4, 1)
 	postSwap(t, ra.api, "svc", "2.0.0")
 	swap := waitSwapEnd(t, ra.api, "svc", time.Minute)
-	l.finish()
+	res := l.Finish()
 	if swap["phase"] != "rolled_back" || !strings.Contains(fmt.Sprint(swap["error"]), "healthy_deadline") {
 		t.Errorf("swap %v, want rolled_back with a healthy_deadline error", swap)
 	}
-	if n := l.failures.Load(); n != 0 {
-		t.Errorf("%d failed requests: %v", n, l.errs)
+	if res.Failed != 0 {
+		t.Errorf("%d failed requests: %v", res.Failed, res.Errors)
 	}
 	v, _ := challengeStatus(t, ra.api, "svc")
 	if v.Version != "1.0.0" || v.ContainerID != before.ContainerID {
@@ -363,12 +298,12 @@ func TestConfigVersionChangeSwapsBlueGreenAtRestart(t *testing.T) {
 	// The old container is adopted and serves while the new version comes up.
 	l := startLoad(t, ra2.proxy+"/svc", 3, 0)
 	swap := waitSwapEnd(t, ra2.api, "svc", time.Minute)
-	l.finish()
+	res := l.Finish()
 	if swap["phase"] != "completed" || swap["to"] != "1.1.0" {
 		t.Fatalf("config change swap: %v", swap)
 	}
-	if n := l.failures.Load(); n != 0 {
-		t.Errorf("%d failed requests during the config swap: %v", n, l.errs)
+	if res.Failed != 0 {
+		t.Errorf("%d failed requests during the config swap: %v", res.Failed, res.Errors)
 	}
 	v, _ := challengeStatus(t, ra2.api, "svc")
 	if v.Version != "1.1.0" || v.ContainerID == before.ContainerID {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"berth/integration/testenv"
 )
 
 const pollEvery = 5 * time.Millisecond
@@ -152,73 +152,12 @@ func autohealHang(ctx context.Context, e *env) (time.Duration, error) {
 	return d, err
 }
 
-// loadResult counts what steady concurrent clients saw.
-type loadResult struct {
-	Requests int64    `json:"requests"`
-	Failed   int64    `json:"failed"`
-	Errors   []string `json:"sample_errors,omitempty"`
-}
+// loadResult is the swap load's outcome, as the tests see it too.
+type loadResult = testenv.LoadResult
 
-type loadGen struct {
-	requests, failed atomic.Int64
-	mu               sync.Mutex
-	errs             []string
-	stop             chan struct{}
-	wg               sync.WaitGroup
-}
-
-// startLoad runs short clients on /version and long ones on /work?ms=3000
-// against base until finish.
-func startLoad(base string, short, long int) *loadGen {
-	l := &loadGen{stop: make(chan struct{})}
-	client := &http.Client{Timeout: 60 * time.Second}
-	run := func(path string) {
-		defer l.wg.Done()
-		for {
-			select {
-			case <-l.stop:
-				return
-			default:
-			}
-			resp, err := client.Get(base + path)
-			l.requests.Add(1)
-			if err != nil {
-				l.fail(err.Error())
-				time.Sleep(pollEvery)
-				continue
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				l.fail(fmt.Sprintf("%s: status %d", path, resp.StatusCode))
-				time.Sleep(pollEvery)
-			}
-		}
-	}
-	for range short {
-		l.wg.Add(1)
-		go run("/version")
-	}
-	for range long {
-		l.wg.Add(1)
-		go run("/work?ms=3000")
-	}
-	return l
-}
-
-func (l *loadGen) fail(msg string) {
-	l.failed.Add(1)
-	l.mu.Lock()
-	if len(l.errs) < 5 {
-		l.errs = append(l.errs, msg)
-	}
-	l.mu.Unlock()
-}
-
-func (l *loadGen) finish() loadResult {
-	close(l.stop)
-	l.wg.Wait()
-	return loadResult{Requests: l.requests.Load(), Failed: l.failed.Load(), Errors: l.errs}
+// startLoad is the load the swap tests use too.
+func startLoad(base string, short, long int) *testenv.Load {
+	return testenv.StartLoad(base, short, long)
 }
 
 // berthSwap swaps challenge name from 1.0.0 to 1.1.0 under load.
@@ -231,7 +170,7 @@ func berthSwap(ctx context.Context, p *berthProc, name string) (loadResult, erro
 	_ = sleepCtx(ctx, 3*time.Second)
 	status, b, err := post(ctx, p.api+"/v1/challenges/"+name+"/swap", `{"version":"1.1.0"}`)
 	if err != nil || status != http.StatusAccepted {
-		r := l.finish()
+		r := l.Finish()
 		return r, fmt.Errorf("POST swap: %d %s %v", status, b, err)
 	}
 	var phase, swapErr string
@@ -246,7 +185,7 @@ func berthSwap(ctx context.Context, p *berthProc, name string) (loadResult, erro
 		return phase == "completed" || phase == "rolled_back" || phase == "failed", fmt.Errorf("phase %q", phase)
 	})
 	_ = sleepCtx(ctx, 3*time.Second)
-	r := l.finish()
+	r := l.Finish()
 	if err != nil {
 		return r, err
 	}
@@ -281,7 +220,7 @@ func stopFirstSwap(ctx context.Context, e *env) (loadResult, error) {
 	}
 	for _, s := range steps {
 		if _, err := docker(ctx, s...); err != nil {
-			r := l.finish()
+			r := l.Finish()
 			return r, err
 		}
 	}
@@ -290,6 +229,6 @@ func stopFirstSwap(ctx context.Context, e *env) (loadResult, error) {
 		return err == nil && status == http.StatusOK && strings.Contains(string(b), "1.1.0"), err
 	})
 	_ = sleepCtx(ctx, 3*time.Second)
-	r := l.finish()
+	r := l.Finish()
 	return r, err
 }
