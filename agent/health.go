@@ -40,7 +40,8 @@ func NewHealthTracker(startedAt time.Time) HealthTracker {
 type ProbeResult struct {
 	Pass     bool
 	Err      string
-	Duration time.Duration
+	Duration time.Duration // response time of the answering request
+	Spent    time.Duration // wall time including redials of a port not yet open
 	At       time.Time
 }
 

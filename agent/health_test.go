@@ -292,3 +292,34 @@ func TestHealthMovingAverage(t *testing.T) {
 		t.Fatalf("avg %s did not move from %s toward 10ms", tr.AvgResponse, prev)
 	}
 }
+
+func TestOnProbeGrid(t *testing.T) {
+	base := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name     string
+		now      time.Duration // after base
+		d        time.Duration
+		interval time.Duration
+		want     time.Duration
+	}{
+		{"already on the grid keeps the interval", 3 * time.Millisecond, 5*time.Second - 3*time.Millisecond, 5 * time.Second, 5*time.Second - 3*time.Millisecond},
+		{"late start rounds back to the grid", 20 * time.Millisecond, 5 * time.Second, 5 * time.Second, 4*time.Second + 980*time.Millisecond},
+		{"off the grid moves at most half a step", 400 * time.Millisecond, 5 * time.Second, 5 * time.Second, 4*time.Second + 600*time.Millisecond},
+		{"past the middle rounds up", 600 * time.Millisecond, 5 * time.Second, 5 * time.Second, 5*time.Second + 400*time.Millisecond},
+		{"short intervals use half the interval as the step", 100 * time.Millisecond, time.Second, time.Second, time.Second - 100*time.Millisecond},
+		{"never negative", 0, -time.Second, 5 * time.Second, 0},
+		{"zero interval leaves the delay alone", 123 * time.Millisecond, 7 * time.Millisecond, 0, 7 * time.Millisecond},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			now := base.Add(tc.now)
+			got := onProbeGrid(now, tc.d, tc.interval)
+			if got != tc.want {
+				t.Fatalf("onProbeGrid(+%s, %s, %s) = %s, want %s", tc.now, tc.d, tc.interval, got, tc.want)
+			}
+			if tc.interval > 0 && now.Add(got).Sub(base)%min(probeGrid, tc.interval/2) != 0 {
+				t.Fatalf("probe at +%s is off the grid", now.Add(got).Sub(base))
+			}
+		})
+	}
+}

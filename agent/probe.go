@@ -3,11 +3,15 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
+
+	"berth/supervisor"
 )
 
 // maxHealthBody caps how much of a health response berth reads.
@@ -38,16 +42,50 @@ func NewProber() *Prober {
 // Probe GETs url within timeout. Pass means a 200–399 status and, when the
 // body is JSON with a "status" field, that field is "ok" or "healthy".
 func (p *Prober) Probe(ctx context.Context, url string, timeout time.Duration) ProbeResult {
+	res, _ := p.probeOnce(ctx, url, timeout)
+	return res
+}
+
+// probeOnce also reports whether the failure was a port with no server on it.
+func (p *Prober) probeOnce(ctx context.Context, url string, timeout time.Duration) (ProbeResult, bool) {
 	start := time.Now()
 	res := ProbeResult{At: start}
 	err := p.probe(ctx, url, timeout)
 	res.Duration = time.Since(start)
+	res.Spent = res.Duration
 	if err != nil {
 		res.Err = err.Error()
-		return res
+		return res, notListening(err)
 	}
 	res.Pass = true
-	return res
+	return res, false
+}
+
+// notListeningRetry is how often a starting container whose port is not open
+// yet is dialled again.
+const notListeningRetry = 10 * time.Millisecond
+
+// ProbeStarting probes a container that has not passed since it started. While
+// its port refuses or drops connections (nothing listens yet; a published
+// port's proxy accepts and closes), it dials again every few ms for up to
+// window, so the first pass comes within ms of the server listening instead
+// of a whole start_interval later. Any answer, pass or fail, ends it.
+func (p *Prober) ProbeStarting(ctx context.Context, url string, timeout, window time.Duration) ProbeResult {
+	start := time.Now()
+	for {
+		res, refused := p.probeOnce(ctx, url, timeout)
+		res.Spent = time.Since(start)
+		if res.Pass || !refused || res.Spent+notListeningRetry >= window || !sleepCtx(ctx, supervisor.RealClock(), notListeningRetry) {
+			return res
+		}
+	}
+}
+
+// notListening reports a dial that found no server: refused, or accepted and
+// closed before any answer.
+func notListening(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func (p *Prober) probe(ctx context.Context, url string, timeout time.Duration) error {

@@ -197,3 +197,68 @@ func TestProbeBadURL(t *testing.T) {
 		t.Fatalf("malformed URL: %+v", res)
 	}
 }
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+func TestProbeStartingPassesOnceThePortOpens(t *testing.T) {
+	addr := closedPort(t)
+	opened := make(chan struct{})
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Error(err)
+			close(opened)
+			return
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {})}
+		t.Cleanup(func() { _ = srv.Close() })
+		close(opened)
+		_ = srv.Serve(ln)
+	}()
+	window := 10 * time.Second
+	res := NewProber().ProbeStarting(context.Background(), "http://"+addr+"/health", time.Second, window)
+	<-opened
+	if !res.Pass {
+		t.Fatalf("probe of a port that opened during the window failed: %+v", res)
+	}
+	if res.Spent >= window || res.Spent < res.Duration {
+		t.Fatalf("spent %s of a %s window, answer took %s", res.Spent, window, res.Duration)
+	}
+}
+
+func TestProbeStartingStopsAtAnAnswer(t *testing.T) {
+	var hits atomic.Int32
+	srv := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	res := NewProber().ProbeStarting(context.Background(), srv.URL+"/health", time.Second, 5*time.Second)
+	if res.Pass || !strings.Contains(res.Err, "503") {
+		t.Fatalf("a 503 passed or lost its status: %+v", res)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("an answering server was probed %d times in one start probe, want 1", n)
+	}
+}
+
+func TestProbeStartingGivesUpAfterTheWindow(t *testing.T) {
+	window := 200 * time.Millisecond
+	res := NewProber().ProbeStarting(context.Background(), "http://"+closedPort(t)+"/health", time.Second, window)
+	if res.Pass || res.Err == "" {
+		t.Fatalf("a closed port passed: %+v", res)
+	}
+	if res.Spent < window-notListeningRetry {
+		t.Fatalf("gave up after %s, before the %s window", res.Spent, window)
+	}
+}

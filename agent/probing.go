@@ -14,10 +14,16 @@ func (c *challenge) startProbe(ctx context.Context) {
 	c.probing = true
 	url := c.upstream + c.spec.Health.Path
 	timeout := c.spec.Health.Timeout
+	starting, window := !c.tracker.PassedOnce, c.tracker.NextProbeIn(c.spec.Health)
 	c.probes.Add(1)
 	go func() {
 		defer c.probes.Done()
-		r := c.prober.Probe(ctx, url, timeout)
+		var r ProbeResult
+		if starting {
+			r = c.prober.ProbeStarting(ctx, url, timeout, window)
+		} else {
+			r = c.prober.Probe(ctx, url, timeout)
+		}
 		r.At = c.clock.Now()
 		select {
 		case c.probeResults <- r:
@@ -72,8 +78,28 @@ func (c *challenge) onProbe(ctx context.Context, r ProbeResult) {
 		return
 	}
 	// Probes keep their cadence even when each one takes its full timeout.
-	c.armProbe(max(0, c.tracker.NextProbeIn(c.spec.Health)-r.Duration))
+	next := c.tracker.NextProbeIn(c.spec.Health) - r.Spent
+	if c.tracker.PassedOnce {
+		next = onProbeGrid(now, next, c.spec.Health.Interval)
+	}
+	c.armProbe(max(0, next))
 }
+
+// onProbeGrid moves a steady-state probe due after d to the nearest point of
+// a grid shared by every challenge, so the agent wakes once per grid step for
+// a batch of probes rather than once per probe: waking from idle costs more
+// than the probe itself. Once on the grid, probes keep their exact interval;
+// getting there moves one probe by at most half a grid step.
+func onProbeGrid(now time.Time, d, interval time.Duration) time.Duration {
+	grain := min(probeGrid, interval/2)
+	if grain <= 0 {
+		return d
+	}
+	return max(0, now.Add(d).Round(grain).Sub(now))
+}
+
+// probeGrid is the step of the shared probe grid.
+const probeGrid = time.Second
 
 // autoRollbackDue: the version cut over recently turned unhealthy.
 func (c *challenge) autoRollbackDue(now time.Time) bool {

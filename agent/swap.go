@@ -352,7 +352,12 @@ func (c *challenge) waitHealthy(ctx context.Context, spec configs.Challenge, ups
 	tracker := NewHealthTracker(c.clock.Now())
 	var healthySince time.Time
 	for {
-		r := c.prober.Probe(ctx, upstream+spec.Health.Path, spec.Health.Timeout)
+		var r ProbeResult
+		if tracker.PassedOnce {
+			r = c.prober.Probe(ctx, upstream+spec.Health.Path, spec.Health.Timeout)
+		} else {
+			r = c.prober.ProbeStarting(ctx, upstream+spec.Health.Path, spec.Health.Timeout, tracker.NextProbeIn(spec.Health))
+		}
 		r.At = c.clock.Now()
 		tracker = tracker.Observe(r, spec.Health)
 		switch {
@@ -371,7 +376,7 @@ func (c *challenge) waitHealthy(ctx context.Context, spec configs.Challenge, ups
 			}
 			return tracker, fmt.Errorf("new version not healthy within healthy_deadline %s (last: %s)", spec.Update.HealthyDeadline, last)
 		}
-		wait := max(0, tracker.NextProbeIn(spec.Health)-r.Duration)
+		wait := max(0, tracker.NextProbeIn(spec.Health)-r.Spent)
 		if !healthySince.IsZero() {
 			wait = min(wait, spec.Update.MinHealthyTime-r.At.Sub(healthySince))
 		}

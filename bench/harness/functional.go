@@ -51,21 +51,24 @@ func waitOK(ctx context.Context, url string, timeout time.Duration) error {
 	})
 }
 
+// outage is what a client saw of one crash: its first failed request was
+// sent at Failed, and the first 200 afterwards arrived at OK.
+type outage struct{ Failed, OK time.Time }
+
+func (o outage) length() time.Duration { return o.OK.Sub(o.Failed) }
+
 // crashOnce crashes the service at base (POST /admin/crash?code=1) and
 // measures the outage: first failed poll → first 200 afterwards.
-func crashOnce(ctx context.Context, base string) (time.Duration, error) {
+func crashOnce(ctx context.Context, base string) (outage, error) {
 	if err := waitOK(ctx, base+"/version", 60*time.Second); err != nil {
-		return 0, err
+		return outage{}, err
 	}
 	status, b, err := post(ctx, base+"/admin/crash?code=1", "")
 	if err != nil || status != http.StatusOK {
-		return 0, fmt.Errorf("POST %s/admin/crash: %d %s %v", base, status, b, err)
+		return outage{}, fmt.Errorf("POST %s/admin/crash: %d %s %v", base, status, b, err)
 	}
 	failedAt, okAt, err := recoveryAfter(ctx, base+"/version", 250*time.Millisecond, 60*time.Second)
-	if err != nil {
-		return 0, err
-	}
-	return okAt.Sub(failedAt), nil
+	return outage{failedAt, okAt}, err
 }
 
 // hangOnce hangs /health at base (POST /admin/hang) and measures from the

@@ -134,8 +134,10 @@ func run(ctx context.Context, e *env, quick bool, scales []int) *results {
 	if phases != "" {
 		r.Notes = append(r.Notes, "BENCH_PHASES="+phases+" limits this run to those phases")
 	}
-	if want("functional") {
-		runFunctional(ctx, e, r, crashes, hangs, fail)
+	// "functional" names the crash, hang and swap phases together.
+	wantF := func(p string) bool { return want("functional") || want(p) }
+	if wantF("crash") || wantF("hang") || wantF("swap") {
+		runFunctional(ctx, e, r, crashes, hangs, wantF, fail)
 	}
 	if want("scale") {
 		runScales(ctx, e, r, scales, steady, fail)
@@ -152,7 +154,7 @@ func run(ctx context.Context, e *env, quick bool, scales []int) *results {
 	return r
 }
 
-func runFunctional(ctx context.Context, e *env, r *results, crashes, hangs int, fail func(string, error)) {
+func runFunctional(ctx context.Context, e *env, r *results, crashes, hangs int, want func(string) bool, fail func(string, error)) {
 	// The autoheal-like baseline waits on Docker's 30 s timers for minutes;
 	// it runs alongside berth's functional figures and is timer-bound, not CPU-bound.
 	type autoRes struct {
@@ -160,14 +162,19 @@ func runFunctional(ctx context.Context, e *env, r *results, crashes, hangs int, 
 		err error
 	}
 	autoCh := make(chan autoRes, 1)
-	go func() {
-		d, err := autohealHang(ctx, e)
-		autoCh <- autoRes{d, err}
-	}()
-	r.Notes = append(r.Notes, "the autoheal-like hang baseline ran concurrently with the crash, hang and swap measurements (its figure is dominated by Docker's 30s timers)")
+	if want("hang") {
+		go func() {
+			d, err := autohealHang(ctx, e)
+			autoCh <- autoRes{d, err}
+		}()
+		r.Notes = append(r.Notes, "the autoheal-like hang baseline ran concurrently with the crash, hang and swap measurements (its figure is dominated by Docker's 30s timers)")
+	}
 
-	functional(ctx, e, r, crashes, hangs, fail)
+	functional(ctx, e, r, crashes, hangs, want, fail)
 
+	if !want("hang") {
+		return
+	}
 	ar := <-autoCh
 	if ar.err != nil {
 		fail("autoheal-like hang", ar.err)
@@ -199,7 +206,7 @@ func runScales(ctx context.Context, e *env, r *results, scales []int, steady tim
 }
 
 // functional measures crash outage, hang recovery and swaps with one berth.
-func functional(ctx context.Context, e *env, r *results, crashes, hangs int, fail func(string, error)) {
+func functional(ctx context.Context, e *env, r *results, crashes, hangs int, want func(string) bool, fail func(string, error)) {
 	r.CrashOutageMS = map[string]any{}
 	r.HangRecovery = map[string]any{}
 	r.SwapFailed = map[string]any{}
@@ -223,6 +230,19 @@ func functional(ctx context.Context, e *env, r *results, crashes, hangs int, fai
 	}
 	defer func() { _ = p.stop(30 * time.Second) }()
 
+	if want("crash") {
+		crashOutage(ctx, e, r, p, crashes, fail)
+	}
+	if want("hang") {
+		hangRecovery(ctx, r, p, hangs, fail)
+	}
+	if want("swap") {
+		swaps(ctx, e, r, p, fail)
+	}
+}
+
+// crashOutage measures berth and Docker's restart policy, alternating.
+func crashOutage(ctx context.Context, e *env, r *results, p *berthProc, crashes int, fail func(string, error)) {
 	// Crash outage: berth and Docker's restart policy, alternating, with
 	// more than 10 s between crashes so Docker's backoff resets each time.
 	// A fixed host port: with an ephemeral one (127.0.0.1::8080) this engine
@@ -236,20 +256,22 @@ func functional(ctx context.Context, e *env, r *results, crashes, hangs int, fai
 		fail("docker restart baseline", err)
 	}
 	var bs, ds []float64
+	var seen []outage
 	for i := range crashes {
 		if ctx.Err() != nil {
 			return
 		}
-		if d, err := crashOnce(ctx, p.proxy+"/crash"); err != nil {
+		if o, err := crashOnce(ctx, p.proxy+"/crash"); err != nil {
 			fail("berth crash", err)
 		} else {
-			bs = append(bs, ms(d))
+			bs = append(bs, ms(o.length()))
+			seen = append(seen, o)
 		}
 		if dbase != "" {
-			if d, err := crashOnce(ctx, dbase); err != nil {
+			if o, err := crashOnce(ctx, dbase); err != nil {
 				fail("docker crash", err)
 			} else {
-				ds = append(ds, ms(d))
+				ds = append(ds, ms(o.length()))
 			}
 		}
 		logf("crash %d: berth %v docker %v", i+1, bs, ds)
@@ -263,13 +285,16 @@ func functional(ctx context.Context, e *env, r *results, crashes, hangs int, fai
 	if len(ds) > 0 {
 		r.CrashOutageMS["docker_restart_policy"] = median(ds)
 	}
-	if bd := crashBreakdown(p.logPath, "crash"); bd != nil {
+	if bd := crashBreakdown(p.logPath, "crash", seen); bd != nil {
 		r.CrashOutageMS["berth_breakdown_ms"] = bd
 	}
 	r.CrashOutageMS["samples"] = map[string][]float64{"berth": bs, "docker_restart_policy": ds}
 	r.CrashOutageMS["method"] = "median; GET /version every 5ms (250ms timeout, no keep-alive); outage = first failed poll after POST /admin/crash?code=1 → first 200; berth polled through its stable endpoint, Docker through the published port"
 
-	// Hang recovery under berth.
+}
+
+// hangRecovery measures berth's recovery from a hung health endpoint.
+func hangRecovery(ctx context.Context, r *results, p *berthProc, hangs int, fail func(string, error)) {
 	var hs []float64
 	for i := range hangs {
 		if ctx.Err() != nil {
@@ -291,7 +316,10 @@ func functional(ctx context.Context, e *env, r *results, crashes, hangs int, fai
 	r.HangRecovery["berth_samples"] = hs
 	r.HangRecovery["method"] = "median for berth; POST /admin/hang (only /health stops answering) → first 200 from GET /health polled every 5ms (250ms timeout)"
 
-	// Swaps under load.
+}
+
+// swaps changes the version under load: berth's swap and stop-first.
+func swaps(ctx context.Context, e *env, r *results, p *berthProc, fail func(string, error)) {
 	if br, err := berthSwap(ctx, p, "swap"); err != nil {
 		fail("berth swap", err)
 		r.SwapFailed["berth_blue_green_detail"] = br

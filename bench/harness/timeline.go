@@ -8,16 +8,26 @@ import (
 )
 
 // crashBreakdown reads berth's JSON log and splits each restart of challenge
-// into its steps, as medians in ms: exit seen → restart scheduled delay
-// (backoff), exit seen → container started (backoff + Docker start), and
-// container started → first passing probe.
-func crashBreakdown(logPath, challenge string) map[string]any {
+// into its steps, as medians in ms: the client's first failed request → exit
+// seen, the backoff delay, exit seen → container started (backoff + Docker
+// start), container started → first passing probe, and that probe → the
+// client's first 200. The client's outages pair with the log by time.
+func crashBreakdown(logPath, challenge string, outages []outage) map[string]any {
 	f, err := os.Open(logPath)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	var backoff, toStarted, toHealthy []float64
+	var backoff, toStarted, toHealthy, toExitSeen, toServed []float64
+	// around finds the client outage that contains t.
+	around := func(t time.Time) (outage, bool) {
+		for _, o := range outages {
+			if !t.Before(o.Failed.Add(-time.Second)) && !t.After(o.OK) {
+				return o, true
+			}
+		}
+		return outage{}, false
+	}
 	var exited, started time.Time
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -35,6 +45,9 @@ func crashBreakdown(logPath, challenge string) map[string]any {
 		switch l.Event {
 		case "exited":
 			exited, started = l.Time, time.Time{}
+			if o, ok := around(l.Time); ok {
+				toExitSeen = append(toExitSeen, ms(l.Time.Sub(o.Failed)))
+			}
 		case "restarting":
 			if !exited.IsZero() {
 				backoff = append(backoff, l.DelayMS)
@@ -47,6 +60,9 @@ func crashBreakdown(logPath, challenge string) map[string]any {
 		case "health_changed":
 			if l.To == "healthy" && !started.IsZero() {
 				toHealthy = append(toHealthy, ms(l.Time.Sub(started)))
+				if o, ok := around(l.Time); ok {
+					toServed = append(toServed, ms(o.OK.Sub(l.Time)))
+				}
 				exited, started = time.Time{}, time.Time{}
 			}
 		}
@@ -54,7 +70,7 @@ func crashBreakdown(logPath, challenge string) map[string]any {
 	if len(toStarted) == 0 {
 		return nil
 	}
-	return map[string]any{
+	bd := map[string]any{
 		"backoff_delay":              median(backoff),
 		"exit_seen_to_started":       median(toStarted),
 		"started_to_first_pass":      median(toHealthy),
@@ -62,4 +78,11 @@ func crashBreakdown(logPath, challenge string) map[string]any {
 		"source":                     "berth's own log events (exited, restarting, started, health_changed); medians",
 		"docker_start_approximately": round(median(toStarted)-median(backoff), 1),
 	}
+	if len(toExitSeen) > 0 {
+		bd["first_failed_request_to_exit_seen"] = median(toExitSeen)
+	}
+	if len(toServed) > 0 {
+		bd["first_pass_to_first_200"] = median(toServed)
+	}
+	return bd
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestCrashBreakdown(t *testing.T) {
@@ -20,8 +21,17 @@ func TestCrashBreakdown(t *testing.T) {
 	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	bd := crashBreakdown(path, "crash")
-	if bd == nil || bd["restarts_seen"] != 1 || bd["backoff_delay"] != 208.0 || bd["exit_seen_to_started"] != 1942.0 || bd["started_to_first_pass"] != 266.0 {
+	at := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339Nano, "2026-11-25T22:18:"+s+"Z")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	seen := []outage{{Failed: at("39.590"), OK: at("41.830")}}
+	bd := crashBreakdown(path, "crash", seen)
+	if bd == nil || bd["restarts_seen"] != 1 || bd["backoff_delay"] != 208.0 || bd["exit_seen_to_started"] != 1942.0 || bd["started_to_first_pass"] != 266.0 ||
+		bd["first_failed_request_to_exit_seen"] != 12.0 || bd["first_pass_to_first_200"] != 20.0 {
 		t.Fatalf("breakdown %v", bd)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"berth/agent"
@@ -74,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
-  berth run --config PATH [--data-dir DIR] [--log-format json|console] [--log-level LEVEL]
+  berth run --config PATH [--data-dir DIR] [--log-format json|console] [--log-level LEVEL] [--cpu-profile FILE]
   berth config validate PATH
   berth status [-o table|json]            (alias: ps)
   berth swap NAME VERSION [--wait] [--timeout DURATION]
@@ -125,6 +126,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "", "override agent.data_dir")
 	logFormat := fs.String("log-format", "", "json or console (overrides agent.log.format)")
 	logLevel := fs.String("log-level", "", "trace, debug, info, warn or error (overrides agent.log.level)")
+	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile (pprof) of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return exitInvalid
 	}
@@ -182,9 +184,33 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}()
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "berth:", err)
+			return exitFailed
+		}
+		defer stopProfile()
+	}
 	if err := a.Run(ctx); err != nil {
 		log.Error().Err(err).Msg("berth failed")
 		return exitFailed
 	}
 	return exitOK
+}
+
+// startCPUProfile profiles until the returned stop runs.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
