@@ -316,8 +316,10 @@ func (c *challenge) onMessage(ctx context.Context, msg any) {
 		if c.current == nil || m.ev.ContainerID != c.current.ID {
 			return
 		}
-		switch m.ev.Action {
-		case "die", "oom", "stop", "kill", "destroy":
+		switch {
+		case m.ev.Action == "die" && m.ev.ExitCode != nil:
+			c.onDie(ctx, m.ev)
+		case m.ev.Action == "die" || m.ev.Action == "oom" || m.ev.Action == "stop" || m.ev.Action == "kill" || m.ev.Action == "destroy":
 			c.checkContainer(ctx)
 		}
 	case msgRestart:

@@ -157,7 +157,7 @@ func (c *challenge) reuse(ctx context.Context, slot statestore.SlotRecord) (bool
 		c.persist(ev)
 	}
 	c.setLifecycle(Starting)
-	c.persist()
+	c.publish() // the record already names this container; "started" is persisted next
 	if err := c.engine.Start(ctx, ct.ID); err != nil {
 		c.log.Warn().Err(err).Msg("starting existing container failed; recreating")
 		return false, c.engine.Remove(ctx, ct.ID)

@@ -33,33 +33,54 @@ func (c *challenge) checkContainer(ctx context.Context) {
 	ct, err := c.engine.Inspect(ctx, c.current.ID)
 	switch {
 	case errors.Is(err, docker.ErrNotFound):
-		c.onExit(ctx, docker.Container{ID: c.current.ID, ExitCode: -1})
+		c.onExit(ctx, docker.Container{ID: c.current.ID, ExitCode: -1}, true)
 	case err != nil:
 		c.log.Warn().Err(err).Msg("inspect container after event")
 	case !ct.Running:
-		c.onExit(ctx, ct)
+		c.onExit(ctx, ct, true)
 	}
 }
 
-func (c *challenge) onExit(ctx context.Context, ct docker.Container) {
+// onDie handles the engine's die event for the current container. The
+// restart's backoff starts at once: the engine holds the container while it
+// cleans up after the exit (an inspect waits ~100 ms for that), so reading
+// the details first would add that wait to every restart. The restart itself
+// inspects before it starts anything.
+func (c *challenge) onDie(ctx context.Context, ev docker.Event) {
+	c.onExit(ctx, docker.Container{ID: ev.ContainerID, ExitCode: *ev.ExitCode}, false)
+}
+
+// onExit records an exit and schedules the restart; inspected says whether
+// ct already has the engine's details (OOM kill, exit code).
+func (c *challenge) onExit(ctx context.Context, ct docker.Container, inspected bool) {
 	c.current = nil
-	code := ct.ExitCode
-	c.rec.LastExitCode = &code
 	before := c.tracker.State
 	c.tracker.State = HealthUnhealthy
-	c.tracker.LastError = fmt.Sprintf("container exited with code %d", code)
+	c.tracker.LastError = fmt.Sprintf("container exited with code %d", ct.ExitCode)
+	var events []statestore.Event
+	if before != HealthUnhealthy {
+		events = append(events, statestore.Event{Type: "health_changed", ContainerID: ct.ID, Health: string(HealthUnhealthy), From: string(before),
+			To: string(HealthUnhealthy), Error: c.tracker.LastError, Message: "health " + string(before) + " → unhealthy"})
+	}
+	plan, restarting := c.planRestart()
+	if !inspected {
+		if got, err := c.engine.Inspect(ctx, ct.ID); err == nil && !got.Running {
+			ct.ExitCode, ct.OOMKilled = got.ExitCode, got.OOMKilled
+		}
+	}
+	code := ct.ExitCode
+	c.rec.LastExitCode = &code
 	ev := statestore.Event{Type: "exited", ContainerID: ct.ID, ExitCode: &code, Message: fmt.Sprintf("container exited with code %d", code)}
 	if ct.OOMKilled {
 		ev.Type, ev.OOM, ev.Message = "oom_killed", true, "container killed: out of memory"
 	}
+	if restarting {
+		c.metrics.restarts.WithLabelValues(c.spec.Name, ev.Type).Inc()
+	}
 	if tail := c.lastOutput(ctx, ct.ID); tail != "" {
 		ev.Message += "; last output: " + tail
 	}
-	if before != HealthUnhealthy {
-		c.persist(statestore.Event{Type: "health_changed", ContainerID: ct.ID, Health: string(HealthUnhealthy), From: string(before),
-			To: string(HealthUnhealthy), Error: c.tracker.LastError, Message: "health " + string(before) + " → unhealthy"})
-	}
-	c.scheduleRestart(ev)
+	c.persist(append(append(events, ev), plan...)...)
 }
 
 // lastOutput returns the end of a container's output for the exit cause,
@@ -101,6 +122,18 @@ func (c *challenge) operatorRestart(ctx context.Context) {
 // scheduleRestart records cause and arms the restart after the challenge's
 // own backoff, or gives up when max_restarts is exceeded within window.
 func (c *challenge) scheduleRestart(cause statestore.Event) {
+	plan, restarting := c.planRestart()
+	if restarting {
+		c.metrics.restarts.WithLabelValues(c.spec.Name, cause.Type).Inc()
+	}
+	c.persist(append([]statestore.Event{cause}, plan...)...)
+}
+
+// planRestart counts a restart and arms it, or gives up; it returns the
+// events to record. The timer runs from here, so recording the cause (an
+// inspect, a log fetch, a synced write) overlaps the backoff instead of
+// adding to it.
+func (c *challenge) planRestart() (events []statestore.Event, restarting bool) {
 	now := c.clock.Now()
 	policy := c.spec.Restart
 	kept := c.rec.RestartTimes[:0]
@@ -112,8 +145,7 @@ func (c *challenge) scheduleRestart(cause statestore.Event) {
 	c.rec.RestartTimes = kept
 	if policy.MaxRestarts > 0 && len(kept) >= policy.MaxRestarts {
 		c.setLifecycle(Failed)
-		c.persist(cause, statestore.Event{Type: "gave_up", Message: fmt.Sprintf("%d restarts within %s; giving up until restarted by an operator", len(kept), policy.Window)})
-		return
+		return []statestore.Event{{Type: "gave_up", Message: fmt.Sprintf("%d restarts within %s; giving up until restarted by an operator", len(kept), policy.Window)}}, false
 	}
 	c.rec.RestartAttempt++
 	c.rec.Restarts++
@@ -124,10 +156,9 @@ func (c *challenge) scheduleRestart(cause statestore.Event) {
 	backoff := supervisor.Backoff{Initial: policy.InitialBackoff, Max: policy.MaxBackoff, Multiplier: policy.Multiplier, Jitter: policy.Jitter}
 	delay := backoff.Delay(c.rec.RestartAttempt, c.rand())
 	c.setLifecycle(Restarting)
-	c.metrics.restarts.WithLabelValues(c.spec.Name, cause.Type).Inc()
-	c.persist(cause, statestore.Event{Type: "restarting", Attempt: c.rec.RestartAttempt, DelayMS: delay.Milliseconds(),
-		Message: fmt.Sprintf("restart %d in %s", c.rec.RestartAttempt, delay.Round(time.Millisecond))})
 	c.armAction(delay)
+	return []statestore.Event{{Type: "restarting", Attempt: c.rec.RestartAttempt, DelayMS: delay.Milliseconds(),
+		Message: fmt.Sprintf("restart %d in %s", c.rec.RestartAttempt, delay.Round(time.Millisecond))}}, true
 }
 
 // shutdown runs when berth stops: containers keep serving unless the agent

@@ -8,27 +8,28 @@ import (
 )
 
 // crashBreakdown reads berth's JSON log and splits each restart of challenge
-// into its steps, as medians in ms: the client's first failed request → exit
-// seen, the backoff delay, exit seen → container started (backoff + Docker
-// start), container started → first passing probe, and that probe → the
-// client's first 200. The client's outages pair with the log by time.
+// into steps, as medians in ms: the client's first failed request → container
+// started again (the exit reaching berth, the backoff, Docker's start),
+// container started → first passing probe, and that probe → the client's
+// first 200; and the backoff delay drawn. The client's outages pair with the
+// log by time.
 func crashBreakdown(logPath, challenge string, outages []outage) map[string]any {
 	f, err := os.Open(logPath)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	var backoff, toStarted, toHealthy, toExitSeen, toServed []float64
+	var backoff, toStarted, toHealthy, toServed []float64
 	// around finds the client outage that contains t.
 	around := func(t time.Time) (outage, bool) {
 		for _, o := range outages {
-			if !t.Before(o.Failed.Add(-time.Second)) && !t.After(o.OK) {
+			if !t.Before(o.Failed) && !t.After(o.OK) {
 				return o, true
 			}
 		}
 		return outage{}, false
 	}
-	var exited, started time.Time
+	var started time.Time
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -42,47 +43,31 @@ func crashBreakdown(logPath, challenge string, outages []outage) map[string]any 
 		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Challenge != challenge {
 			continue
 		}
-		switch l.Event {
-		case "exited":
-			exited, started = l.Time, time.Time{}
-			if o, ok := around(l.Time); ok {
-				toExitSeen = append(toExitSeen, ms(l.Time.Sub(o.Failed)))
-			}
-		case "restarting":
-			if !exited.IsZero() {
-				backoff = append(backoff, l.DelayMS)
-			}
-		case "started":
-			if !exited.IsZero() {
-				started = l.Time
-				toStarted = append(toStarted, ms(started.Sub(exited)))
-			}
-		case "health_changed":
-			if l.To == "healthy" && !started.IsZero() {
-				toHealthy = append(toHealthy, ms(l.Time.Sub(started)))
-				if o, ok := around(l.Time); ok {
-					toServed = append(toServed, ms(o.OK.Sub(l.Time)))
-				}
-				exited, started = time.Time{}, time.Time{}
-			}
+		o, inOutage := around(l.Time)
+		if !inOutage {
+			continue
+		}
+		switch {
+		case l.Event == "restarting":
+			backoff = append(backoff, l.DelayMS)
+		case l.Event == "started":
+			started = l.Time
+			toStarted = append(toStarted, ms(started.Sub(o.Failed)))
+		case l.Event == "health_changed" && l.To == "healthy" && !started.IsZero():
+			toHealthy = append(toHealthy, ms(l.Time.Sub(started)))
+			toServed = append(toServed, ms(o.OK.Sub(l.Time)))
+			started = time.Time{}
 		}
 	}
 	if len(toStarted) == 0 {
 		return nil
 	}
-	bd := map[string]any{
-		"backoff_delay":              median(backoff),
-		"exit_seen_to_started":       median(toStarted),
-		"started_to_first_pass":      median(toHealthy),
-		"restarts_seen":              len(toStarted),
-		"source":                     "berth's own log events (exited, restarting, started, health_changed); medians",
-		"docker_start_approximately": round(median(toStarted)-median(backoff), 1),
+	return map[string]any{
+		"backoff_delay":                   median(backoff),
+		"first_failed_request_to_started": median(toStarted),
+		"started_to_first_pass":           median(toHealthy),
+		"first_pass_to_first_200":         median(toServed),
+		"restarts_seen":                   len(toStarted),
+		"source":                          "berth's own log events (restarting, started, health_changed) against the client's outages; medians",
 	}
-	if len(toExitSeen) > 0 {
-		bd["first_failed_request_to_exit_seen"] = median(toExitSeen)
-	}
-	if len(toServed) > 0 {
-		bd["first_pass_to_first_200"] = median(toServed)
-	}
-	return bd
 }

@@ -30,8 +30,8 @@ func TestCrashBreakdown(t *testing.T) {
 	}
 	seen := []outage{{Failed: at("39.590"), OK: at("41.830")}}
 	bd := crashBreakdown(path, "crash", seen)
-	if bd == nil || bd["restarts_seen"] != 1 || bd["backoff_delay"] != 208.0 || bd["exit_seen_to_started"] != 1942.0 || bd["started_to_first_pass"] != 266.0 ||
-		bd["first_failed_request_to_exit_seen"] != 12.0 || bd["first_pass_to_first_200"] != 20.0 {
+	if bd == nil || bd["restarts_seen"] != 1 || bd["backoff_delay"] != 208.0 || bd["first_failed_request_to_started"] != 1954.0 ||
+		bd["started_to_first_pass"] != 266.0 || bd["first_pass_to_first_200"] != 20.0 {
 		t.Fatalf("breakdown %v", bd)
 	}
 }
