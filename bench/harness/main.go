@@ -49,6 +49,7 @@ func main() {
 		quick     = flag.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "quick mode")
 		scalesArg = flag.String("scales", os.Getenv("BENCH_SCALES"), "comma-separated challenge counts")
 		clk       = flag.Float64("clk-tck", 100, "clock ticks per second (getconf CLK_TCK)")
+		render    = flag.Bool("render", false, "only write -md again from the figures in -out (no measuring)")
 	)
 	flag.StringVar(&e.berthBin, "berth", "", "berth binary")
 	flag.StringVar(&e.repo, "repo", "", "challenge image repository (tags 1.0.0, 1.1.0)")
@@ -56,6 +57,14 @@ func main() {
 	flag.StringVar(&e.runID, "run-id", "", "run id (lowercase alnum)")
 	flag.StringVar(&e.workDir, "work", "", "scratch directory")
 	flag.Parse()
+	if *render {
+		if err := rerender(*out, *md); err != nil {
+			logf("render: %v", err)
+			os.Exit(1)
+		}
+		logf("wrote %s from %s", *md, *out)
+		return
+	}
 	e.clkTck = *clk
 	e.label = "io.berth.bench=" + e.runID
 	e.pidFile = e.workDir + "/pids"

@@ -218,6 +218,12 @@ func report(r *results) string {
 		}
 		w("| %s | %s | %s |\n", t.Target, met, t.Detail)
 	}
+	if why := missedWhy(r); len(why) > 0 {
+		w("\n## Why targets were missed\n\n")
+		for _, line := range why {
+			w("- %s\n", line)
+		}
+	}
 	w("\n## Method\n\n")
 	w("- berth runs as a process (`berth run --config <generated>`) with its own agent id, a data dir in a temp dir and API/proxy on free loopback ports; the alternatives run on the same Docker Engine in the same run.\n")
 	w("- Images are built locally with `docker build` FROM scratch from `integration/testchallenge` (tags 1.0.0 and 1.1.0, differing only in VERSION); the autoheal-like image adds `bench/probe` as its HEALTHCHECK, since a scratch image has no shell or curl.\n")
@@ -249,4 +255,29 @@ func report(r *results) string {
 		}
 	}
 	return b.String()
+}
+
+// missedWhy explains missed targets from this run's own figures.
+func missedWhy(r *results) []string {
+	var why []string
+	for _, t := range r.Targets {
+		if t.Met == nil || *t.Met {
+			continue
+		}
+		switch t.Name {
+		case "crash_outage":
+			line := fmt.Sprintf("crash outage: berth %s ms vs Docker's restart policy %s ms.", f1(r.CrashOutageMS, "berth"), f1(r.CrashOutageMS, "docker_restart_policy"))
+			if bd, ok := r.CrashOutageMS["berth_breakdown_ms"].(map[string]any); ok {
+				line += fmt.Sprintf(" berth had the container started again %v ms after the client's first failed request: the exit reaching berth as a Docker event, a backoff of %v ms (it overlaps the engine's clean-up of the exited container, which Docker's own 100 ms restart delay overlaps too) and Docker's start of the container through its API. Its first probe passed %v ms later and the proxy answered the client %v ms after that: berth routes to a restarted container only once it has answered a health probe, which the restart policy never checks.",
+					bd["first_failed_request_to_started"], bd["backoff_delay"], bd["started_to_first_pass"], bd["first_pass_to_first_200"])
+			}
+			if h, ok := num(r.CrashOutageMS, "docker_restart_policy_berth_flags"); ok {
+				line += fmt.Sprintf(" The same container with berth's flags (init, read-only root, dropped capabilities, limits, its own network) under Docker's restart policy: %.1f ms.", h)
+			}
+			why = append(why, line)
+		case "scale_cpu":
+			why = append(why, "agent CPU: "+t.Detail+". Profile the steady state with `berth run --cpu-profile FILE` (or `bench/profile`) to see what dominates on this machine.")
+		}
+	}
+	return why
 }
