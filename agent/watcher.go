@@ -27,6 +27,7 @@ type watcher struct {
 	relist    time.Duration // safety-net full re-list period
 	pingEvery time.Duration // watchdog ping period while streaming
 	up        atomic.Bool   // engine reachable
+	known     atomic.Bool   // the engine has been found up, or reported down, once
 	everDown  atomic.Bool   // reported a disconnect since the last reconnect
 }
 
@@ -60,8 +61,10 @@ func (w *watcher) sleep(ctx context.Context, d time.Duration) bool {
 	return sleepCtx(ctx, w.clock, d)
 }
 
+// setDown reports the engine unreachable once per outage, including an
+// engine that is already down when berth starts.
 func (w *watcher) setDown(err error) {
-	if w.up.Swap(false) {
+	if wasUp := w.up.Swap(false); wasUp || !w.known.Swap(true) {
 		w.everDown.Store(true)
 		ev, serr := w.store.AppendEvent(statestore.Event{Type: "docker_disconnected", Message: "docker engine unreachable", Error: errString(err)})
 		if serr != nil {
@@ -91,6 +94,7 @@ func (w *watcher) watchOnce(ctx context.Context) error {
 	if err := w.relistAll(ctx); err != nil {
 		return err
 	}
+	w.known.Store(true)
 	if !w.up.Swap(true) && w.everDown.Swap(false) {
 		ev, err := w.store.AppendEvent(statestore.Event{Type: "docker_reconnected", Message: "docker engine reachable again"})
 		if err == nil {

@@ -265,6 +265,18 @@ func TestUnreachableDockerIsReportedNotFatal(t *testing.T) {
 	testenv.WaitFor(t, 10*time.Second, "a log line naming the unreachable engine", func() (bool, error) {
 		return strings.Contains(ra.logs.String(), "docker engine unreachable"), nil
 	})
+	// An engine down from the start is an outage like any other: one event
+	// (which alerts), however many times berth retries.
+	time.Sleep(time.Second)
+	n := 0
+	for _, ev := range events(t, ra.api, "") {
+		if ev.Type == "docker_disconnected" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d docker_disconnected events for an engine down since start, want 1", n)
+	}
 }
 
 func TestDigestPinIsVerifiedAfterPull(t *testing.T) {
