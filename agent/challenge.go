@@ -316,10 +316,10 @@ func (c *challenge) onMessage(ctx context.Context, msg any) {
 		if c.current == nil || m.ev.ContainerID != c.current.ID {
 			return
 		}
-		switch {
-		case m.ev.Action == "die" && m.ev.ExitCode != nil:
+		switch m.ev.Action {
+		case "die":
 			c.onDie(ctx, m.ev)
-		case m.ev.Action == "die" || m.ev.Action == "oom" || m.ev.Action == "stop" || m.ev.Action == "kill" || m.ev.Action == "destroy":
+		case "oom", "stop", "kill", "destroy":
 			c.checkContainer(ctx)
 		}
 	case msgRestart:

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"berth/configs"
 	"berth/supervisor"
 )
 
@@ -79,6 +80,15 @@ func (p *Prober) ProbeStarting(ctx context.Context, url string, timeout, window 
 			return res
 		}
 	}
+}
+
+// ProbeFor probes a container whose health t tracks: the quick redials of
+// ProbeStarting until its first pass since a (re)start, a single probe after.
+func (p *Prober) ProbeFor(ctx context.Context, url string, cfg configs.Health, t HealthTracker) ProbeResult {
+	if t.PassedOnce {
+		return p.Probe(ctx, url, cfg.Timeout)
+	}
+	return p.ProbeStarting(ctx, url, cfg.Timeout, t.NextProbeIn(cfg))
 }
 
 // notListening reports a dial that found no server: refused, or accepted and

@@ -12,18 +12,11 @@ func (c *challenge) startProbe(ctx context.Context) {
 		return
 	}
 	c.probing = true
-	url := c.upstream + c.spec.Health.Path
-	timeout := c.spec.Health.Timeout
-	starting, window := !c.tracker.PassedOnce, c.tracker.NextProbeIn(c.spec.Health)
+	url, cfg, tracker := c.upstream+c.spec.Health.Path, c.spec.Health, c.tracker
 	c.probes.Add(1)
 	go func() {
 		defer c.probes.Done()
-		var r ProbeResult
-		if starting {
-			r = c.prober.ProbeStarting(ctx, url, timeout, window)
-		} else {
-			r = c.prober.Probe(ctx, url, timeout)
-		}
+		r := c.prober.ProbeFor(ctx, url, cfg, tracker)
 		r.At = c.clock.Now()
 		select {
 		case c.probeResults <- r:

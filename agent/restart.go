@@ -45,8 +45,13 @@ func (c *challenge) checkContainer(ctx context.Context) {
 // restart's backoff starts at once: the engine holds the container while it
 // cleans up after the exit (an inspect waits ~100 ms for that), so reading
 // the details first would add that wait to every restart. The restart itself
-// inspects before it starts anything.
+// inspects before it starts anything. A die without an exit code is only a
+// hint, confirmed first.
 func (c *challenge) onDie(ctx context.Context, ev docker.Event) {
+	if ev.ExitCode == nil {
+		c.checkContainer(ctx)
+		return
+	}
 	c.onExit(ctx, docker.Container{ID: ev.ContainerID, ExitCode: *ev.ExitCode}, false)
 }
 

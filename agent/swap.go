@@ -352,12 +352,7 @@ func (c *challenge) waitHealthy(ctx context.Context, spec configs.Challenge, ups
 	tracker := NewHealthTracker(c.clock.Now())
 	var healthySince time.Time
 	for {
-		var r ProbeResult
-		if tracker.PassedOnce {
-			r = c.prober.Probe(ctx, upstream+spec.Health.Path, spec.Health.Timeout)
-		} else {
-			r = c.prober.ProbeStarting(ctx, upstream+spec.Health.Path, spec.Health.Timeout, tracker.NextProbeIn(spec.Health))
-		}
+		r := c.prober.ProbeFor(ctx, upstream+spec.Health.Path, spec.Health, tracker)
 		r.At = c.clock.Now()
 		tracker = tracker.Observe(r, spec.Health)
 		switch {
