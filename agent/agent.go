@@ -255,7 +255,9 @@ func (a *Agent) readiness() (bool, map[string]string) {
 		components["docker"], ok = "unreachable", false
 	}
 	if err := a.store.Check(); err != nil {
-		components["statestore"], ok = err.Error(), false
+		// /readyz is unauthenticated: the details go to the log only.
+		a.log.Error().Err(err).Msg("readiness: state store check failed")
+		components["statestore"], ok = "error", false
 	}
 	if !a.reconciled.Load() {
 		components["reconcile"], ok = "pending", false

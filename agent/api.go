@@ -60,7 +60,11 @@ func (a *adminAPI) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
 	if a.metrics != nil {
-		mux.Handle("GET /metrics", a.metrics)
+		// A configured token protects metrics too; without one (loopback only) they are open.
+		mux.Handle("GET /metrics", a.handle(func(w http.ResponseWriter, r *http.Request) error {
+			a.metrics.ServeHTTP(w, r)
+			return nil
+		}))
 	}
 	mux.Handle("GET /v1/health", a.handle(a.getHealth))
 	mux.Handle("GET /v1/challenges", a.handle(a.listChallenges))
@@ -85,7 +89,7 @@ func (a *adminAPI) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+clip(r.URL.Path), 0)
 	})
-	return mux
+	return guardBrowsers(mux)
 }
 
 // handle applies auth and renders errors centrally.

@@ -353,7 +353,7 @@ func TestAPIUnknownEndpoint(t *testing.T) {
 	}
 	t.Run("wrong method", func(t *testing.T) {
 		resp, body := doRequest(t, http.MethodPatch, f.srv.URL+"/v1/challenges",
-			strings.NewReader("{}"), http.Header{"Authorization": {"Bearer s3cret"}})
+			strings.NewReader("{}"), http.Header{"Authorization": {"Bearer s3cret"}, "Content-Type": {"application/json"}})
 		if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
 			t.Fatalf("PATCH /v1/challenges: %d", resp.StatusCode)
 		}

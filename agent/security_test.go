@@ -74,10 +74,15 @@ func TestAPIHostileRequests(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var body io.Reader
+			header := tt.header.Clone()
 			if tt.body != "" {
 				body = strings.NewReader(tt.body)
+				if header == nil {
+					header = http.Header{}
+				}
+				header.Set("Content-Type", "application/json")
 			}
-			resp, b := doRequest(t, tt.method, f.srv.URL+tt.path, body, tt.header)
+			resp, b := doRequest(t, tt.method, f.srv.URL+tt.path, body, header)
 			checkJSONError(t, resp, b, tt.status, "")
 			checkNoInternals(t, tt.name, b)
 		})

@@ -377,7 +377,7 @@ func TestLogsDemultiplexes(t *testing.T) {
 	}
 
 	// Following: Close releases the stream even while the engine keeps it open.
-	rc, err = c.Logs(testCtx(t, 10*time.Second), "c1", LogOptions{Follow: true})
+	rc, err = c.Logs(testCtx(t, 10*time.Second), "c1", LogOptions{Follow: true, Tail: TailAll})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,8 +12,13 @@ import (
 // LogOptions select container log output.
 type LogOptions struct {
 	Follow bool
-	Tail   int // 0 = all
+	// Tail is how many lines from the end to return; 0 returns none (a follow
+	// then shows only new output) and TailAll everything.
+	Tail int
 }
+
+// TailAll asks Logs for the whole log.
+const TailAll = -1
 
 // Logs returns the container's stdout and stderr interleaved as plain text.
 // The caller must Close the reader; with Follow it ends when ctx ends or the
@@ -21,7 +26,7 @@ type LogOptions struct {
 func (c *Client) Logs(ctx context.Context, id string, opts LogOptions) (io.ReadCloser, error) {
 	c.count("container_logs")
 	tail := "all"
-	if opts.Tail > 0 {
+	if opts.Tail >= 0 {
 		tail = strconv.Itoa(opts.Tail)
 	}
 	raw, err := c.api.ContainerLogs(ctx, id, container.LogsOptions{

@@ -299,7 +299,7 @@ func TestDockerContainerLifecycle(t *testing.T) {
 	dkCheckLogs(t, c, cid)
 
 	// A followed log ends once the container stops.
-	followed, err := c.Logs(ctx, cid, docker.LogOptions{Follow: true})
+	followed, err := c.Logs(ctx, cid, docker.LogOptions{Follow: true, Tail: docker.TailAll})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,7 +452,7 @@ func dkCheckLogs(t *testing.T, c *docker.Client, cid string) {
 
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rc, err = c.Logs(fctx, cid, docker.LogOptions{Follow: true})
+	rc, err = c.Logs(fctx, cid, docker.LogOptions{Follow: true, Tail: docker.TailAll})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -213,10 +213,10 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 
 func cmdLogs(args []string, stdout, stderr io.Writer) int {
 	var follow bool
-	var tail int
+	tail := -1
 	c, pos, ok := parseClient("logs", args, 1, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&follow, "f", false, "follow the output")
-		fs.IntVar(&tail, "tail", 0, "only the last N lines (0 = all)")
+		fs.IntVar(&tail, "tail", -1, "only the last N lines, 0-10000 (default: the last 200; 0 with -f: only new output)")
 	})
 	if !ok {
 		return exitInvalid
@@ -225,7 +225,9 @@ func cmdLogs(args []string, stdout, stderr io.Writer) int {
 	if follow {
 		q.Set("follow", "true")
 	}
-	q.Set("tail", strconv.Itoa(tail))
+	if tail >= 0 {
+		q.Set("tail", strconv.Itoa(tail))
+	}
 	ctx, cancel := streamContext()
 	defer cancel()
 	resp, err := c.request(ctx, "GET", "/v1/challenges/"+url.PathEscape(pos[0])+"/logs?"+q.Encode(), nil)
