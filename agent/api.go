@@ -89,7 +89,7 @@ func (a *adminAPI) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+clip(r.URL.Path), 0)
 	})
-	return guardBrowsers(mux)
+	return guardBrowsers(mux, a.token != "")
 }
 
 // handle applies auth and renders errors centrally.

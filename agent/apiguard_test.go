@@ -147,3 +147,19 @@ func TestReadinessHidesStoreErrors(t *testing.T) {
 		t.Fatalf("statestore component %q, want \"error\" (details go to the log only)", got)
 	}
 }
+
+// With a token the API may be published through a port mapping: any port and
+// IP address pass, host names other than localhost still do not.
+func TestAPIHostWithTokenAllowsMappedPorts(t *testing.T) {
+	srv, _ := guardAPI(t, "s3cret", nil)
+	auth := http.Header{"Authorization": {"Bearer s3cret"}}
+	for _, host := range []string{"127.0.0.1:17070", "localhost:1", "192.0.2.7:7070", "[2001:db8::1]:7070"} {
+		if resp, body := rawRequest(t, srv, http.MethodGet, "/v1/challenges", host, auth, ""); resp.StatusCode != http.StatusOK {
+			t.Errorf("Host %s: status %d: %s", host, resp.StatusCode, body)
+		}
+	}
+	for _, host := range []string{"evil.example:7070", "berth.internal"} {
+		resp, body := rawRequest(t, srv, http.MethodGet, "/v1/challenges", host, auth, "")
+		checkJSONError(t, resp, body, http.StatusForbidden, "forbidden_host")
+	}
+}
