@@ -32,7 +32,8 @@ type Options struct {
 // Agent is one running berth: store, engine client, listeners and the
 // supervisor tree. Create it with New, run it once with Run.
 type Agent struct {
-	cfg     *configs.Config
+	cfg     *configs.Config // as started; agent settings other than policy never change
+	current atomic.Pointer[configs.Config]
 	opts    Options
 	log     zerolog.Logger
 	clock   supervisor.Clock
@@ -93,7 +94,7 @@ func New(cfg *configs.Config, opts Options) (_ *Agent, err error) {
 	// Metrics exist before the engine client so every API request is counted.
 	var dockerUp atomic.Pointer[func() bool]
 	a.metrics = newMetrics(a.dir, func() bool { f := dockerUp.Load(); return f != nil && (*f)() })
-	a.engine, err = docker.New(docker.Options{Host: cfg.Agent.DockerHost,
+	a.engine, err = docker.New(docker.Options{Host: cfg.Agent.DockerHost, Limits: engineLimits(cfg.Agent.Policy),
 		OnRequest: func(op string) { a.metrics.dockerRequests.WithLabelValues(op).Inc() }})
 	if err != nil {
 		return nil, err
@@ -128,6 +129,17 @@ func New(cfg *configs.Config, opts Options) (_ *Agent, err error) {
 	}
 	return a, nil
 }
+
+// config is the config in force: the one loaded at start until a reload
+// replaces it. Only the reconciler replaces it.
+func (a *Agent) config() *configs.Config {
+	if c := a.current.Load(); c != nil {
+		return c
+	}
+	return a.cfg
+}
+
+func (a *Agent) setConfig(cfg *configs.Config) { a.current.Store(cfg) }
 
 // APIAddr is the bound admin API address (host:port).
 func (a *Agent) APIAddr() string { return a.apiListener.Addr().String() }

@@ -429,7 +429,9 @@ func (a *adminAPI) putChallenge(w http.ResponseWriter, r *http.Request) error {
 		fields["name"], _ = json.Marshal(name)
 		body, _ = json.Marshal(fields)
 	}
-	spec, err := configs.ParseChallenge("request", body, a.agent.cfg.Defaults)
+	cfg := a.agent.config()
+	// No file name: nothing in the request is resolved against a directory of berth's host.
+	spec, err := configs.ParseChallenge("", body, cfg.Defaults)
 	if err != nil {
 		return apiErr(http.StatusBadRequest, "invalid_spec", err.Error())
 	}
@@ -439,11 +441,11 @@ func (a *adminAPI) putChallenge(w http.ResponseWriter, r *http.Request) error {
 	if spec.Name != name {
 		return apiErr(http.StatusBadRequest, "invalid_spec", "name "+quote(spec.Name)+" in the body differs from the path")
 	}
-	if err := configs.ValidateChallenge(spec); err != nil {
-		return apiErr(http.StatusBadRequest, "invalid_spec", err.Error())
-	}
-	if err := a.agent.cfg.Agent.Policy.Check(spec.Image); err != nil {
+	if err := cfg.Agent.Policy.Check(spec.Image); err != nil {
 		return apiErr(http.StatusForbidden, "policy", err.Error())
+	}
+	if err := cfg.CheckAPIChallenge(spec); err != nil {
+		return apiErr(http.StatusBadRequest, "invalid_spec", err.Error())
 	}
 	existed := a.dir.get(name) != nil
 	reply := make(chan error, 1)
@@ -453,6 +455,10 @@ func (a *adminAPI) putChallenge(w http.ResponseWriter, r *http.Request) error {
 	if err := <-reply; err != nil {
 		if errors.Is(err, errConfigManaged) {
 			return apiErr(http.StatusConflict, "config_managed", name+" is "+err.Error())
+		}
+		var refused *specRefusedError
+		if errors.As(err, &refused) {
+			return apiErr(http.StatusBadRequest, "invalid_spec", refused.Error())
 		}
 		return err
 	}

@@ -251,7 +251,8 @@ func (sh *shared) containerSpec(cs configs.Challenge, hash, ref, tag, slot strin
 		StopTimeout:     cs.Restart.StopTimeout,
 	}
 	for _, v := range cs.Volumes {
-		spec.Volumes = append(spec.Volumes, docker.VolumeMount{Name: v.Name, Target: v.Target, ReadOnly: v.ReadOnly})
+		// Each challenge has its own volume namespace (docker refuses any other name).
+		spec.Volumes = append(spec.Volumes, docker.VolumeMount{Name: docker.VolumeName(sh.agentID, cs.Name, v.Name), Target: v.Target, ReadOnly: v.ReadOnly})
 	}
 	return spec, nil
 }

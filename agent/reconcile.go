@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"time"
@@ -106,9 +107,9 @@ func (r *reconciler) desired() (map[string]configs.Challenge, map[string]string,
 		if _, inConfig := specs[rec.Name]; inConfig {
 			continue
 		}
-		var c configs.Challenge
-		if err := json.Unmarshal(rec.Spec, &c); err != nil {
-			r.a.log.Error().Err(err).Str(fieldChallenge, rec.Name).Msg("stored API spec unreadable; skipping it")
+		c, err := storedAPISpec(r.cfg, rec)
+		if err != nil {
+			r.a.refuseStored(rec.Name, err)
 			continue
 		}
 		specs[c.Name], source[c.Name] = c, "api"
@@ -198,12 +199,16 @@ func (r *reconciler) reload(ctx context.Context) ReloadResult {
 		next.Agent.DataDir != r.cfg.Agent.DataDir || next.Agent.Network != r.cfg.Agent.Network {
 		r.a.log.Warn().Msg("agent settings changed in the config; they apply at the next berth restart")
 	}
+	// The policy applies at once (to stored API specs too); the other agent
+	// settings at the next start.
+	policy := next.Agent.Policy
 	next.Agent = r.cfg.Agent
+	next.Agent.Policy = policy
 	prev := r.cfg
-	r.cfg = next
+	r.use(next)
 	res, err := r.apply(ctx)
 	if err != nil {
-		r.cfg = prev
+		r.use(prev)
 		res.err = err
 		return res
 	}
@@ -228,10 +233,25 @@ func loadConfig(path string) (*configs.Config, error) {
 	return cfg, nil
 }
 
+// use makes cfg the config in force: later API requests parse with its
+// defaults and policy, and the engine client enforces its maxima.
+func (r *reconciler) use(cfg *configs.Config) {
+	r.cfg = cfg
+	r.a.setConfig(cfg)
+	if r.a.engine != nil {
+		r.a.engine.SetLimits(engineLimits(cfg.Agent.Policy))
+	}
+}
+
 // put registers or updates a challenge from the API.
 func (r *reconciler) put(ctx context.Context, spec configs.Challenge) error {
 	if _, ok := r.cfg.Challenge(spec.Name); ok {
 		return errConfigManaged
+	}
+	// The API checked spec against the config in force when it parsed it; a
+	// reload may have replaced that config since.
+	if err := r.cfg.CheckAPIChallenge(spec); err != nil {
+		return &specRefusedError{err: err}
 	}
 	raw, err := json.Marshal(spec)
 	if err != nil {
@@ -385,8 +405,10 @@ func (a *Agent) publishRecorded() {
 	specs := append([]configs.Challenge(nil), a.cfg.Challenges...)
 	if stored, err := a.store.ListSpecs(); err == nil {
 		for _, rec := range stored {
-			var c configs.Challenge
-			if _, inConfig := a.cfg.Challenge(rec.Name); !inConfig && rec.Source == "api" && json.Unmarshal(rec.Spec, &c) == nil {
+			if _, inConfig := a.cfg.Challenge(rec.Name); inConfig || rec.Source != "api" {
+				continue
+			}
+			if c, err := storedAPISpec(a.cfg, rec); err == nil {
 				specs = append(specs, c)
 			}
 		}
@@ -403,4 +425,44 @@ func (a *Agent) publishRecorded() {
 		}
 		a.dir.put(h)
 	}
+}
+
+// specRefusedError is an API spec the config in force refuses.
+type specRefusedError struct{ err error }
+
+func (e *specRefusedError) Error() string { return e.err.Error() }
+func (e *specRefusedError) Unwrap() error { return e.err }
+
+// storedAPISpec decodes a spec stored from the admin API and checks it again
+// against cfg: a spec stored by an older berth, restored from a checkpoint or
+// admitted before a reload tightened the policy must not run unchecked.
+func storedAPISpec(cfg *configs.Config, rec statestore.SpecRecord) (configs.Challenge, error) {
+	var c configs.Challenge
+	if err := json.Unmarshal(rec.Spec, &c); err != nil {
+		return c, fmt.Errorf("stored spec is unreadable: %w", err)
+	}
+	if c.Name != rec.Name {
+		return c, fmt.Errorf("stored spec names %q", c.Name)
+	}
+	if err := cfg.CheckAPIChallenge(c); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// refuseStored records that a stored API spec will not run; the reconciler
+// then removes it like any challenge nobody desires.
+func (a *Agent) refuseStored(name string, err error) {
+	log := a.log.With().Str(fieldChallenge, name).Logger()
+	log.Error().Err(err).Msg("stored API spec refused by the config in force; its containers are removed")
+	ev, aerr := a.store.AppendEvent(statestore.Event{Type: "refused", Challenge: name,
+		Message: "stored API spec refused by the config in force (register it again once it is allowed): " + err.Error()})
+	if aerr == nil {
+		logEvent(log, ev)
+	}
+}
+
+// engineLimits are the policy maxima the engine client enforces at create.
+func engineLimits(p configs.PolicyConfig) docker.Limits {
+	return docker.Limits{NanoCPUs: int64(math.Round(p.MaxCPUs * 1e9)), MemoryBytes: int64(p.MaxMemory), Pids: p.MaxPids}
 }

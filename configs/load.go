@@ -146,6 +146,7 @@ func (d *decoder) validateConfig(cfg *Config) {
 
 	var defs checker
 	validateDefaults(&defs, cfg.Defaults, "defaults")
+	cfg.Agent.Policy.limitResources(&defs, cfg.Defaults.Resources, "defaults.resources")
 	c.errs = append(c.errs, defs.errs...)
 	// A bad value in defaults is reported once there, not again for every
 	// challenge that inherits it.
@@ -159,6 +160,7 @@ func (d *decoder) validateConfig(cfg *Config) {
 		p := index("challenges", i)
 		var cc checker
 		validateChallenge(&cc, ch, p)
+		cfg.Agent.Policy.limitResources(&cc, ch.Resources, join(p, "resources"))
 		for _, e := range cc.errs {
 			_, own := d.lines[e.Key]
 			if !own && inherited[strings.TrimPrefix(e.Key, p+".")+"\x00"+e.Msg] {
@@ -269,6 +271,13 @@ func LoadChallengeDirs(cfg *Config) ([]Challenge, error) {
 			}
 			if !ImageAllowed(c.Image, cfg.Agent.Policy.AllowedImages) {
 				errs = append(errs, &FieldError{File: path, Line: lines["image"], Key: "image", Msg: policyMsg(c.Image, cfg.Agent.Policy.AllowedImages)})
+				continue
+			}
+			if over := cfg.Agent.Policy.checkResources(c.Resources); len(over) > 0 {
+				for _, e := range over {
+					key := join("resources", e.Key)
+					errs = append(errs, &FieldError{File: path, Line: cmp.Or(lines[key], lines["resources"]), Key: key, Msg: e.Msg})
+				}
 				continue
 			}
 			if prev, dup := where[c.Name]; dup {

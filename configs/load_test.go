@@ -22,6 +22,7 @@ func TestBuiltinDefaultsApplied(t *testing.T) {
 		Shutdown:   "leave", OrphanGrace: time.Minute,
 		Alerts: AlertsConfig{MinInterval: 10 * time.Minute},
 		Log:    LogConfig{Level: "info", Format: "json"},
+		Policy: BuiltinPolicy(),
 	}
 	if !reflect.DeepEqual(cfg.Agent, wantAgent) {
 		t.Errorf("agent =\n%+v\nwant\n%+v", cfg.Agent, wantAgent)

@@ -2,6 +2,7 @@ package configs
 
 import (
 	"maps"
+	"runtime"
 	"slices"
 	"time"
 )
@@ -65,6 +66,11 @@ type LogConfig struct {
 type PolicyConfig struct {
 	// AllowedImages are repository prefixes matched on path boundaries; empty admits any image.
 	AllowedImages []string `yaml:"allowed_images" json:"allowed_images"`
+	// MaxCPUs, MaxMemory and MaxPids bound every challenge's resources,
+	// whether it comes from the config, challenge_dirs or the admin API.
+	MaxCPUs   float64  `yaml:"max_cpus" json:"max_cpus"`
+	MaxMemory ByteSize `yaml:"max_memory" json:"max_memory"`
+	MaxPids   int64    `yaml:"max_pids" json:"max_pids"`
 }
 
 // Defaults are applied to every challenge; each challenge may override any field.
@@ -183,6 +189,23 @@ const (
 	DefaultPullPolicy = PullMissing
 )
 
+// Built-in policy maxima besides the host's CPU count and memory.
+const (
+	DefaultMaxPids = 4096
+	// fallbackMaxMemory applies where the host's memory cannot be read.
+	fallbackMaxMemory = 8 * GiB
+)
+
+// BuiltinPolicy is agent.policy when the file does not set it: any image, at
+// most the host's CPUs and memory and 4096 processes per challenge.
+func BuiltinPolicy() PolicyConfig {
+	mem := hostMemory()
+	if mem < MinMemory {
+		mem = fallbackMaxMemory
+	}
+	return PolicyConfig{MaxCPUs: float64(max(runtime.NumCPU(), 1)), MaxMemory: mem, MaxPids: DefaultMaxPids}
+}
+
 // BuiltinAgent returns the agent settings used when the file does not set them.
 func BuiltinAgent() Agent {
 	return Agent{
@@ -197,6 +220,7 @@ func BuiltinAgent() Agent {
 		OrphanGrace: time.Minute,
 		Alerts:      AlertsConfig{MinInterval: 10 * time.Minute},
 		Log:         LogConfig{Level: "info", Format: LogFormatJSON},
+		Policy:      BuiltinPolicy(),
 	}
 }
 

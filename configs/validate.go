@@ -290,6 +290,17 @@ func validateAgent(c *checker, a Agent, p string) {
 	nonNegative(c, join(join(p, "alerts"), "min_interval"), a.Alerts.MinInterval)
 	oneOf(c, join(join(p, "log"), "level"), a.Log.Level, logLevels...)
 	oneOf(c, join(join(p, "log"), "format"), a.Log.Format, LogFormatJSON, LogFormatConsole)
+	if mc := a.Policy.MaxCPUs; !(mc > 0) || math.IsInf(mc, 0) {
+		c.add(join(join(p, "policy"), "max_cpus"), "%v must be greater than 0", mc)
+	} else if mc < MinCPUs {
+		c.add(join(join(p, "policy"), "max_cpus"), "%v is below Docker's minimum of %v", mc, MinCPUs)
+	}
+	if a.Policy.MaxMemory < MinMemory {
+		c.add(join(join(p, "policy"), "max_memory"), "%s is below Docker's minimum of %s", a.Policy.MaxMemory, ByteSize(MinMemory))
+	}
+	if a.Policy.MaxPids < 1 {
+		c.add(join(join(p, "policy"), "max_pids"), "%d must be at least 1", a.Policy.MaxPids)
+	}
 	for i, img := range a.Policy.AllowedImages {
 		if msg := checkImagePrefix(img); msg != "" {
 			c.add(index(join(join(p, "policy"), "allowed_images"), i), "%s", msg)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/client"
@@ -25,6 +26,8 @@ type Options struct {
 	OnRequest func(op string)
 	// Keychain resolves registry credentials; nil reads the Docker config file.
 	Keychain Keychain
+	// Limits are the maxima Create enforces; see [Client.SetLimits].
+	Limits Limits
 }
 
 // Client is a narrow, concurrency-safe client of one Docker Engine.
@@ -35,6 +38,7 @@ type Client struct {
 	pullStallTimeout time.Duration
 	onRequest        func(op string)
 	keychain         Keychain
+	limits           atomic.Pointer[Limits]
 
 	pullMu sync.Mutex
 	pulls  map[string]*pullCall // guarded by pullMu; shared in-flight pulls by reference
@@ -60,6 +64,7 @@ func New(opts Options) (*Client, error) {
 		keychain:         opts.Keychain,
 		pulls:            map[string]*pullCall{},
 	}
+	c.SetLimits(opts.Limits)
 	if c.callTimeout <= 0 {
 		c.callTimeout = 30 * time.Second
 	}
@@ -71,6 +76,12 @@ func New(opts Options) (*Client, error) {
 	}
 	return c, nil
 }
+
+// SetLimits replaces the maxima Create enforces (after a config reload).
+func (c *Client) SetLimits(l Limits) { c.limits.Store(&l) }
+
+// Limits are the maxima Create enforces.
+func (c *Client) Limits() Limits { return *c.limits.Load() }
 
 // Host is the engine address in use.
 func (c *Client) Host() string { return c.host }

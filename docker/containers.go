@@ -91,6 +91,10 @@ func checkPolicy(spec ContainerSpec) error {
 		if path.Clean(v.Target) == "/" {
 			return fmt.Errorf("%w: volume %q cannot be mounted over /", ErrRefused, v.Name)
 		}
+		agent, challenge := spec.Labels[LabelAgent], spec.Labels[LabelChallenge]
+		if prefix := volumePrefix(agent, challenge); agent == "" || challenge == "" || !strings.HasPrefix(v.Name, prefix) || v.Name == prefix {
+			return fmt.Errorf("%w: volume %q is outside this challenge's namespace %s*", ErrRefused, v.Name, prefix)
+		}
 	}
 	for _, t := range spec.Tmpfs {
 		if !strings.HasPrefix(t, "/") || path.Clean(t) == "/" {
@@ -114,6 +118,28 @@ func checkPolicy(spec ContainerSpec) error {
 	}
 	if spec.NanoCPUs < 0 {
 		return fmt.Errorf("%w: negative CPU limit %d", ErrRefused, spec.NanoCPUs)
+	}
+	return nil
+}
+
+// Limits are the operator's maxima (agent.policy) for one container; zero
+// leaves a resource unbounded here (checkPolicy still requires a pids and a
+// memory limit).
+type Limits struct {
+	NanoCPUs    int64
+	MemoryBytes int64
+	Pids        int64
+}
+
+// checkLimits refuses a spec above the policy maxima, whoever validated it.
+func checkLimits(spec ContainerSpec, l Limits) error {
+	switch {
+	case l.NanoCPUs > 0 && (spec.NanoCPUs <= 0 || spec.NanoCPUs > l.NanoCPUs):
+		return fmt.Errorf("%w: CPU limit %.2f is above the policy maximum %.2f (agent.policy.max_cpus)", ErrRefused, float64(spec.NanoCPUs)/1e9, float64(l.NanoCPUs)/1e9)
+	case l.MemoryBytes > 0 && spec.MemoryBytes > l.MemoryBytes:
+		return fmt.Errorf("%w: memory limit %d bytes is above the policy maximum %d (agent.policy.max_memory)", ErrRefused, spec.MemoryBytes, l.MemoryBytes)
+	case l.Pids > 0 && spec.PidsLimit > l.Pids:
+		return fmt.Errorf("%w: pids limit %d is above the policy maximum %d (agent.policy.max_pids)", ErrRefused, spec.PidsLimit, l.Pids)
 	}
 	return nil
 }
@@ -243,6 +269,9 @@ func createRequest(spec ContainerSpec) (*container.Config, *container.HostConfig
 // breaks the policy is refused with ErrRefused and never reaches the engine.
 func (c *Client) Create(ctx context.Context, spec ContainerSpec) (string, error) {
 	if err := checkPolicy(spec); err != nil {
+		return "", fmt.Errorf("create %s: %w", spec.Name, err)
+	}
+	if err := checkLimits(spec, c.Limits()); err != nil {
 		return "", fmt.Errorf("create %s: %w", spec.Name, err)
 	}
 	cfg, host, netCfg := createRequest(spec)

@@ -21,7 +21,8 @@ func validSpec() ContainerSpec {
 		Name: "berth-a-web-a", Image: "127.0.0.1:5000/web:1", Port: 8080, Publish: true, Network: "berth-a",
 		NanoCPUs: 1e9, MemoryBytes: 64 << 20, PidsLimit: 64,
 		ReadOnlyRootfs: true, CapDrop: []string{"ALL"}, NoNewPrivileges: true, Tmpfs: []string{"/tmp"},
-		Volumes: []VolumeMount{{Name: "berth-a-web-data", Target: "/data"}},
+		Volumes: []VolumeMount{{Name: "berth_a_web_data", Target: "/data"}},
+		Labels:  map[string]string{LabelManaged: "true", LabelAgent: "a", LabelChallenge: "web"},
 	}
 }
 
@@ -122,7 +123,7 @@ func TestCreateRequestHardening(t *testing.T) {
 		"cpus":                  host.NanoCPUs == 1e9,
 		"tmpfs noexec":          strings.Contains(host.Tmpfs["/tmp"], "noexec"),
 		"no binds":              len(host.Binds) == 0,
-		"named volume only":     len(host.Mounts) == 1 && host.Mounts[0].Type == mount.TypeVolume && host.Mounts[0].Source == "berth-a-web-data",
+		"named volume only":     len(host.Mounts) == 1 && host.Mounts[0].Type == mount.TypeVolume && host.Mounts[0].Source == "berth_a_web_data",
 		"no devices":            len(host.Devices) == 0 && len(host.DeviceRequests) == 0,
 		"loopback publish":      len(host.PortBindings[port]) == 1 && host.PortBindings[port][0].HostIP == "127.0.0.1",
 		"user-defined network":  host.NetworkMode == "berth-a" && netCfg.EndpointsConfig["berth-a"] != nil,

@@ -21,3 +21,15 @@ func OwnerLabels(agentID string) map[string]string {
 func ContainerName(agentID, challenge, slot string) string {
 	return "berth-" + agentID + "-" + challenge + "-" + slot
 }
+
+// VolumeName is the engine volume behind a challenge's volume name: one
+// namespace per agent and challenge, so a spec cannot mount another
+// challenge's volume or one berth does not own. Agent ids and challenge
+// names hold no "_", so the name is unambiguous.
+func VolumeName(agentID, challenge, name string) string {
+	return volumePrefix(agentID, challenge) + name
+}
+
+func volumePrefix(agentID, challenge string) string {
+	return "berth_" + agentID + "_" + challenge + "_"
+}

@@ -1,0 +1,213 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"berth/configs"
+	"berth/statestore"
+)
+
+// specAPI serves the admin API of an agent whose reconciler has not started:
+// a PUT that passes every check reaches ask and answers 503 not_ready.
+func specAPI(tb testing.TB, cfg *configs.Config) *httptest.Server {
+	tb.Helper()
+	store, err := statestore.Open(tb.TempDir(), statestore.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = store.Close() })
+	a := &Agent{cfg: cfg, store: store, log: zerolog.Nop(), dir: &directory{}}
+	a.setConfig(cfg)
+	api := &adminAPI{dir: a.dir, store: store, agent: a, log: zerolog.Nop(), started: time.Now(),
+		ready:  func() (bool, map[string]string) { return true, nil },
+		health: func() healthReport { return healthReport{} }}
+	srv := httptest.NewServer(api.routes())
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+func putSpec(tb testing.TB, srv *httptest.Server, name, body string) (*http.Response, []byte) {
+	tb.Helper()
+	return doRequest(tb, http.MethodPut, srv.URL+"/v1/challenges/"+name, strings.NewReader(body),
+		http.Header{"Content-Type": {"application/json"}})
+}
+
+const baseSpec = `"image":"example/app","version":"1.0.0"`
+
+// TestAPISpecCannotNameHostFiles: secret_env_files name files on berth's
+// host; only the operator's config may.
+func TestAPISpecCannotNameHostFiles(t *testing.T) {
+	srv := specAPI(t, configs.Default())
+	for _, path := range []string{"/proc/self/environ", "relative/secret", "../../etc/shadow"} {
+		resp, body := putSpec(t, srv, "app", `{`+baseSpec+`,"secret_env_files":{"K":"`+path+`"}}`)
+		e := checkJSONError(t, resp, body, http.StatusBadRequest, "invalid_spec")
+		if !strings.Contains(e.Error, "secret_env_files") {
+			t.Errorf("%s: error does not name the field: %s", path, e.Error)
+		}
+	}
+}
+
+// TestAPISpecCannotWeakenHardening: relaxing the defaults' hardening and
+// exceeding the policy maxima are config-only.
+func TestAPISpecCannotWeakenHardening(t *testing.T) {
+	srv := specAPI(t, configs.Default())
+	tests := []struct{ name, extra, field string }{
+		{"cap_drop empty", `"security":{"cap_drop":[]}`, "security.cap_drop"},
+		{"cap_drop partial", `"security":{"cap_drop":["NET_RAW"]}`, "security.cap_drop"},
+		{"read_only off", `"security":{"read_only":false}`, "security.read_only"},
+		{"no_new_privileges off", `"security":{"no_new_privileges":false}`, "security.no_new_privileges"},
+		{"writable tmpfs added", `"security":{"tmpfs":["/tmp","/etc"]}`, "security.tmpfs"},
+		{"cpus above max", `"resources":{"cpus":100000}`, "resources.cpus"},
+		{"memory above max", `"resources":{"memory":"1000t"}`, "resources.memory"},
+		{"pids above max", `"resources":{"pids":10000000}`, "resources.pids"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := putSpec(t, srv, "app", `{`+baseSpec+`,`+tt.extra+`}`)
+			e := checkJSONError(t, resp, body, http.StatusBadRequest, "invalid_spec")
+			if !strings.Contains(e.Error, tt.field) {
+				t.Errorf("error does not name %s: %s", tt.field, e.Error)
+			}
+		})
+	}
+	// Tightening is fine: the spec gets past every check to the reconciler.
+	for _, extra := range []string{`"security":{"tmpfs":[]}`, `"security":{"cap_drop":["ALL","NET_RAW"]}`, `"resources":{"cpus":0.5,"pids":64}`} {
+		resp, body := putSpec(t, srv, "app", `{`+baseSpec+`,`+extra+`}`)
+		checkJSONError(t, resp, body, http.StatusServiceUnavailable, "not_ready")
+	}
+}
+
+// TestStoredAPISpecsAreRevalidated: a spec stored by an older berth, restored
+// from a checkpoint or admitted before a tighter reload is refused, not run.
+func TestStoredAPISpecsAreRevalidated(t *testing.T) {
+	store, err := statestore.Open(t.TempDir(), statestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	cfg := configs.Default()
+	cfg.Agent.Policy.AllowedImages = []string{"example/"}
+	good := cfg.Defaults.NewChallenge()
+	good.Name, good.Image, good.Version = "good", "example/app", "1.0.0"
+	bad := map[string]func(*configs.Challenge){
+		"secret":   func(c *configs.Challenge) { c.SecretEnvFiles = map[string]string{"K": "/proc/self/environ"} },
+		"caps":     func(c *configs.Challenge) { c.Security.CapDrop = nil },
+		"image":    func(c *configs.Challenge) { c.Image = "other/app" },
+		"pids":     func(c *configs.Challenge) { c.Resources.Pids = 1 << 40 },
+		"invalid":  func(c *configs.Challenge) { c.Port = 0 },
+		"writable": func(c *configs.Challenge) { c.Security.ReadOnly = false },
+	}
+	put := func(c configs.Challenge) {
+		raw, _ := json.Marshal(c)
+		if err := store.Update(func(tx *statestore.Tx) error {
+			return tx.PutSpec(statestore.SpecRecord{Name: c.Name, Source: "api", Spec: raw})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(good)
+	for name, spoil := range bad {
+		c := good.Clone()
+		c.Name = name
+		spoil(&c)
+		put(c)
+	}
+	a := &Agent{cfg: cfg, store: store, log: zerolog.Nop(), dir: &directory{}, clock: nil}
+	r := &reconciler{a: a, cfg: cfg, running: map[string]configs.Challenge{}}
+	specs, _, err := r.desired()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := specs["good"]; !ok || len(specs) != 1 {
+		names := []string{}
+		for n := range specs {
+			names = append(names, n)
+		}
+		t.Fatalf("desired = %v, want only good", names)
+	}
+	evs, err := store.Events(statestore.EventQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := map[string]bool{}
+	for _, ev := range evs {
+		if ev.Type == "refused" {
+			refused[ev.Challenge] = true
+		}
+	}
+	for name := range bad {
+		if !refused[name] {
+			t.Errorf("no refused event for %s", name)
+		}
+	}
+}
+
+// TestPutUsesReloadedConfig: after a reload, the API parses specs with the
+// reloaded defaults and policy, not the ones berth started with.
+func TestPutUsesReloadedConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "berth.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("agent: {data_dir: " + dir + "/data}\n")
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := statestore.Open(t.TempDir(), statestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	a := &Agent{cfg: cfg, store: store, log: zerolog.Nop(), dir: &directory{}}
+	a.setConfig(cfg)
+	r := &reconciler{a: a, cfg: cfg, running: map[string]configs.Challenge{}}
+	write("agent: {data_dir: " + dir + "/data, policy: {allowed_images: [trusted/], max_pids: 100}}\ndefaults: {resources: {pids: 50}}\n")
+	if res := r.reload(context.Background()); res.err != nil {
+		t.Fatal(res.err)
+	}
+	if got := a.config().Agent.Policy.AllowedImages; len(got) != 1 || got[0] != "trusted/" {
+		t.Fatalf("policy in force after reload: %v", got)
+	}
+	api := &adminAPI{dir: a.dir, store: store, agent: a, log: zerolog.Nop(), started: time.Now(),
+		ready: func() (bool, map[string]string) { return true, nil }, health: func() healthReport { return healthReport{} }}
+	srv := httptest.NewServer(api.routes())
+	t.Cleanup(srv.Close)
+	resp, body := putSpec(t, srv, "app", `{`+baseSpec+`}`)
+	checkJSONError(t, resp, body, http.StatusForbidden, "policy")
+	resp, body = putSpec(t, srv, "app", `{"image":"trusted/app","version":"1.0.0","resources":{"pids":200}}`)
+	checkJSONError(t, resp, body, http.StatusBadRequest, "invalid_spec")
+	// The reloaded defaults (pids 50) apply; the startup ones (512) would exceed max_pids.
+	resp, body = putSpec(t, srv, "app", `{"image":"trusted/app","version":"1.0.0"}`)
+	checkJSONError(t, resp, body, http.StatusServiceUnavailable, "not_ready")
+}
+
+// TestContainerVolumesNamespaced: a spec's volume name is only ever a name
+// inside its own challenge's namespace.
+func TestContainerVolumesNamespaced(t *testing.T) {
+	cfg := configs.Default()
+	sh := &shared{agentID: "a1", agent: cfg.Agent}
+	ch := cfg.Defaults.NewChallenge()
+	ch.Name, ch.Image, ch.Version = "web", "x/web", "1"
+	ch.Volumes = []configs.Volume{{Name: "data", Target: "/data"}, {Name: "berth-data", Target: "/other"}}
+	spec, err := sh.containerSpec(ch, "hash", "x/web:1", "1", slotA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(spec.Volumes) != 2 || spec.Volumes[0].Name != "berth_a1_web_data" || spec.Volumes[1].Name != "berth_a1_web_berth-data" {
+		t.Fatalf("volumes = %+v, want berth_a1_web_data and berth_a1_web_berth-data", spec.Volumes)
+	}
+}
