@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
+	"syscall"
 	"time"
 
 	"berth/configs"
@@ -275,21 +278,34 @@ func environment(cs configs.Challenge) ([]string, error) {
 	return env, nil
 }
 
+// readSecret reads a secret file named by the operator's config: a regular
+// file (after symlinks) of at most maxSecretSize bytes. The open never blocks,
+// so a FIFO or a device cannot stall the challenge's goroutine.
 func readSecret(path string) (string, error) {
-	f, err := os.Open(path)
+	resolved, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(resolved, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	buf := make([]byte, maxSecretSize+1)
-	n, err := f.Read(buf)
-	if err != nil && n == 0 {
+	info, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if !info.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file (%s)", path, info.Mode().Type())
+	}
+	buf, err := io.ReadAll(io.LimitReader(f, maxSecretSize+1))
+	if err != nil {
 		return "", fmt.Errorf("read %s: %w", path, err)
 	}
-	if n > maxSecretSize {
+	if len(buf) > maxSecretSize {
 		return "", fmt.Errorf("%s is larger than %d bytes", path, maxSecretSize)
 	}
-	value := string(buf[:n])
+	value := string(buf)
 	for len(value) > 0 && (value[len(value)-1] == '\n' || value[len(value)-1] == '\r') {
 		value = value[:len(value)-1]
 	}
