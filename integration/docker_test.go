@@ -223,7 +223,7 @@ func TestDockerContainerLifecycle(t *testing.T) {
 	}
 	labels := dkLabels(id, "web")
 	labels[docker.LabelVersion] = "1.0.0"
-	volume := "berth-" + id + "-data"
+	volume := docker.VolumeName(id, "web", "data")
 	spec := docker.ContainerSpec{
 		Name:            docker.ContainerName(id, "web", "a"),
 		Image:           ref,
