@@ -22,7 +22,8 @@
 // Relative paths in agent.data_dir, agent.challenge_dirs, agent.api.token_file
 // and challenges[].secret_env_files are resolved against the directory of the
 // file that holds them, so a config works the same whatever the working
-// directory of the process. Paths arriving through the API must be absolute.
+// directory of the process. Specs arriving through the admin API cannot name
+// host files at all: [Config.CheckAPIChallenge] refuses secret_env_files there.
 //
 // # Environment
 //
@@ -55,6 +56,10 @@
 // agent.policy.allowed_images prefixes match whole path components after
 // normalising both sides (Docker Hub short names, index.docker.io, host case),
 // so ghcr.io/org/app admits ghcr.io/org/app/x but not ghcr.io/org/application.
+// agent.policy.max_cpus, max_memory and max_pids bound the resources of the
+// defaults and of every challenge (default: the host's CPU count and memory,
+// and 4096 processes). Specs from the admin API must also keep the defaults'
+// hardening: they may tighten security but not relax it.
 //
 // # Errors
 //
