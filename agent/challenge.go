@@ -77,10 +77,11 @@ type challenge struct {
 	probing      bool
 	probes       sync.WaitGroup
 
-	configChanged bool // the config entry differs from the last applied one
-	recovered     bool // an interrupted swap, if any, was settled
-	pendingSwap   bool // the adopted container runs an older spec: swap it
-	swap          *swapJob
+	configChanged bool     // the config entry differs from the last applied one
+	recovered     bool     // an interrupted swap, if any, was settled
+	pendingSwap   bool     // the adopted container runs an older spec: swap it
+	swap          *swapJob // running, until its cut-over
+	draining      *swapJob // cut over; its old container drains
 	lastSwap      *swapJob
 	swapMsgs      chan any
 	swapsRunning  sync.WaitGroup
@@ -115,7 +116,7 @@ func (c *challenge) Serve(ctx context.Context) error {
 	defer c.stopTimers()
 	// A restart by the supervisor begins from the store, not from leftovers.
 	c.actionTimer, c.probeTimer, c.probing, c.current = nil, nil, false, nil
-	c.keepTimer, c.swap, c.recovered, c.autoTimer = nil, nil, false, nil
+	c.keepTimer, c.swap, c.draining, c.recovered, c.autoTimer = nil, nil, nil, false, nil
 	if c.badVersions == nil {
 		c.badVersions = map[string]bool{}
 	}

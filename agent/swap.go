@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -92,11 +93,44 @@ type swapJob struct {
 	fromSlot  string
 	fromURL   string
 	fromHash  string
-	previous  string // container id of the previous version, after cut-over
+	fromSpec  configs.Challenge // the spec the old container runs, for a rollback to it
+	previous  string            // container id of the previous version, after cut-over
 	plan      atomic.Pointer[statestore.SwapPlan]
 	cutOver   atomic.Bool
 	newID     string
 	startedAt time.Time
+
+	// After the cut-over the old container drains and is then stopped,
+	// unless a rollback routed back to it first; mu orders the two.
+	mu         sync.Mutex
+	stopping   bool          // the old container's stop has begun
+	routedBack chan struct{} // closed when a rollback routed back to the old container
+}
+
+// beginStop claims the old container for stopping; false means a rollback
+// routed back to it and it must keep serving.
+func (j *swapJob) beginStop() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	select {
+	case <-j.routedBack:
+		return false
+	default:
+	}
+	j.stopping = true
+	return true
+}
+
+// routeBack claims the old container for serving again; false means its stop
+// has begun.
+func (j *swapJob) routeBack() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.stopping {
+		return false
+	}
+	close(j.routedBack)
+	return true
 }
 
 func (j *swapJob) snapshot() statestore.SwapPlan { return *j.plan.Load() }
@@ -118,6 +152,14 @@ func (c *challenge) startSwapTo(ctx context.Context, base configs.Challenge, ver
 	if c.swap != nil {
 		return swapReply{err: errSwapRunning}
 	}
+	if c.draining != nil {
+		// The last swap has served its purpose; only its old container
+		// still drains, and a rollback routes straight back to it.
+		if (kind == swapRollback || kind == swapAutoRollback) && version == c.draining.snapshot().From {
+			return c.routeBack(ctx, kind)
+		}
+		return swapReply{err: errSwapRunning}
+	}
 	if c.current == nil || c.lifecycle != Running {
 		return swapReply{err: errNoContainer}
 	}
@@ -132,7 +174,8 @@ func (c *challenge) startSwapTo(ctx context.Context, base configs.Challenge, ver
 	target := base.Clone()
 	target.Version = version
 	job := &swapJob{kind: kind, requested: version, spec: target, hash: target.SpecHash(), fromID: c.current.ID,
-		fromSlot: c.activeSlot(), fromURL: c.upstream, fromHash: c.rec.Slots[c.activeSlot()].SpecHash, startedAt: c.clock.Now()}
+		fromSlot: c.activeSlot(), fromURL: c.upstream, fromHash: c.rec.Slots[c.activeSlot()].SpecHash, fromSpec: c.spec.Clone(),
+		startedAt: c.clock.Now(), routedBack: make(chan struct{})}
 	plan := statestore.SwapPlan{ID: newSwapID(), Challenge: c.spec.Name, Phase: phasePulling, From: c.rec.Version, To: version,
 		FromSlot: job.fromSlot, ToSlot: otherSlot(job.fromSlot), StartedAt: job.startedAt, UpdatedAt: job.startedAt}
 	job.plan.Store(&plan)
@@ -268,15 +311,22 @@ func (c *challenge) runSwap(ctx context.Context, job *swapJob) error {
 		return ctx.Err()
 	}
 	_ = tracker
+	c.retireOld(ctx, job)
+	return nil
+}
 
-	// Cut over: drain the old container, then stop it (it is kept for rollback).
-	c.drain(ctx, job.fromURL, spec.Update.DrainTimeout)
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), spec.Restart.StopTimeout+30*time.Second)
+// retireOld runs after the cut-over: it drains the old container, then stops
+// it (it is kept for rollback), unless a rollback routed back to it meanwhile.
+func (c *challenge) retireOld(ctx context.Context, job *swapJob) {
+	c.drain(ctx, job.routedBack, job.fromURL, job.spec.Update.DrainTimeout)
+	if ctx.Err() != nil || !job.beginStop() {
+		return
+	}
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), job.fromSpec.Restart.StopTimeout+30*time.Second)
 	defer cancel()
-	if err := c.engine.Stop(stopCtx, job.fromID, spec.Restart.StopTimeout); err != nil {
+	if err := c.engine.Stop(stopCtx, job.fromID, job.fromSpec.Restart.StopTimeout); err != nil {
 		c.log.Warn().Err(err).Str(fieldContainerID, shortID(job.fromID)).Msg("stop previous container")
 	}
-	return nil
 }
 
 // versionDelta classifies a version change for the plan and hand-off rules.
@@ -386,8 +436,8 @@ func (c *challenge) waitHealthy(ctx context.Context, spec configs.Challenge, ups
 }
 
 // drain waits until the old upstream has no proxied request in flight, up to
-// timeout, then drops idle connections to it.
-func (c *challenge) drain(ctx context.Context, upstream string, timeout time.Duration) {
+// timeout or until stop closes, then drops idle connections to it.
+func (c *challenge) drain(ctx context.Context, stop <-chan struct{}, upstream string, timeout time.Duration) {
 	deadline := c.clock.Now().Add(timeout)
 	// Requests that read the old address just before the cut-over count
 	// themselves in right after; give them a moment.
@@ -396,6 +446,9 @@ func (c *challenge) drain(ctx context.Context, upstream string, timeout time.Dur
 		t := c.clock.NewTimer(grace)
 		select {
 		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-stop:
 			t.Stop()
 			return
 		case <-t.C():
@@ -484,69 +537,139 @@ func (c *challenge) onCutOver(m msgCutOver) {
 	plan.Phase = phaseDraining
 	plan.CutOver = true
 	plan.UpdatedAt = c.clock.Now()
+	slot := statestore.SlotRecord{ContainerID: m.ct.ID, ContainerName: m.ct.Name, Image: m.job.spec.Image + ":" + m.tag,
+		Version: m.tag, Digest: m.dig, SpecHash: m.job.hash, CreatedAt: c.clock.Now()}
+	ev := statestore.Event{Type: "swap_phase", Challenge: c.spec.Name, ContainerID: m.ct.ID, Version: m.tag,
+		Phase: phaseDraining, From: plan.From, To: m.tag, Message: "swap " + plan.ID + ": cut over to " + m.tag}
+	m.reply <- c.cutOver(m.job, plan, m.slot, slot, m.ct, ev)
+}
+
+// cutOver makes ct in slot active for job, in one transaction with the
+// job's plan and events; the swap has then served its purpose, and only the
+// old container's drain remains.
+func (c *challenge) cutOver(job *swapJob, plan statestore.SwapPlan, slot string, sr statestore.SlotRecord, ct docker.Container, events ...statestore.Event) error {
 	rec := c.rec
 	rec.Slots = make(map[string]statestore.SlotRecord, len(c.rec.Slots)+1)
 	for k, v := range c.rec.Slots {
 		rec.Slots[k] = v
 	}
-	rec.Slots[m.slot] = statestore.SlotRecord{ContainerID: m.ct.ID, ContainerName: m.ct.Name, Image: m.job.spec.Image + ":" + m.tag,
-		Version: m.tag, Digest: m.dig, SpecHash: m.job.hash, CreatedAt: c.clock.Now()}
-	rec.ActiveSlot = m.slot
-	rec.Upstream = c.upstreamFor(m.ct)
+	rec.Slots[slot] = sr
+	rec.ActiveSlot = slot
+	upstream := c.upstreamOn(ct, job.spec.Port)
+	rec.Upstream = upstream
 	rec.PreviousVersion = c.rec.Version
-	rec.Version = m.tag
-	rec.Digest = m.dig
-	rec.StartedAt = m.ct.StartedAt
+	rec.Version = sr.Version
+	rec.Digest = sr.Digest
+	rec.StartedAt = ct.StartedAt
 	rec.RestartAttempt = 0
-	if m.job.kind != swapConfig && m.job.kind != swapAuto {
-		rec.DesiredVersion = m.job.requested
+	if job.kind != swapConfig && job.kind != swapAuto {
+		rec.DesiredVersion = job.requested
 	}
 	tracker := NewHealthTracker(c.clock.Now())
 	tracker.State, tracker.PassedOnce = HealthHealthy, true
 	rec.Health = string(HealthHealthy)
 	rec.HealthySince = c.clock.Now()
 	rec.UpdatedAt = c.clock.Now()
+	var saved []statestore.Event
 	err := c.store.Update(func(tx *statestore.Tx) error {
+		saved = saved[:0]
 		if err := tx.PutRuntime(rec); err != nil {
 			return err
 		}
 		if err := tx.PutSwap(plan); err != nil {
 			return err
 		}
-		ev, err := tx.AppendEvent(statestore.Event{Type: "swap_phase", Challenge: c.spec.Name, ContainerID: m.ct.ID, Version: m.tag,
-			Phase: phaseDraining, From: plan.From, To: m.tag, Message: "swap " + plan.ID + ": cut over to " + m.tag})
-		if err == nil {
-			logEvent(c.log, ev)
+		for _, ev := range events {
+			ev, err := tx.AppendEvent(ev)
+			if err != nil {
+				return err
+			}
+			saved = append(saved, ev)
 		}
-		return err
+		return nil
 	})
 	if err != nil {
-		m.reply <- fmt.Errorf("persist cut-over: %w", err)
-		return
+		return fmt.Errorf("persist cut-over: %w", err)
 	}
-	m.job.plan.Store(&plan)
-	m.job.cutOver.Store(true)
-	m.job.previous = m.job.fromID
+	for _, ev := range saved {
+		logEvent(c.log, ev)
+	}
+	job.plan.Store(&plan)
+	job.cutOver.Store(true)
+	job.previous = job.fromID
 	c.rec = rec
-	c.spec = m.job.spec
-	c.hash = m.job.hash
-	ct := m.ct
+	c.spec = job.spec
+	c.hash = job.hash
 	c.current = &ct
-	c.upstream = c.upstreamFor(ct)
+	c.upstream = upstream
 	c.tracker = tracker
 	c.cutOverAt = c.clock.Now()
+	if c.swap == job {
+		c.swap = nil
+	}
+	c.draining = job
 	c.publish()
 	c.armProbe(c.spec.Health.Interval)
-	m.reply <- nil
+	return nil
+}
+
+// routeBack rolls back a swap whose old container still drains: that
+// container still runs and serves, so the rollback is a cut-over back to it,
+// with no start and no health wait. The version rolled back from then drains
+// in turn and is stopped and kept like any previous version.
+func (c *challenge) routeBack(ctx context.Context, kind string) swapReply {
+	old := c.draining
+	oldPlan := old.snapshot()
+	ct, err := c.engine.Inspect(ctx, old.fromID)
+	if err != nil || !ct.Running {
+		return swapReply{err: errSwapRunning} // the drain ends soon; roll back then
+	}
+	if !old.routeBack() {
+		return swapReply{err: errSwapRunning} // its stop has begun
+	}
+	now := c.clock.Now()
+	job := &swapJob{kind: kind, requested: oldPlan.From, spec: old.fromSpec, hash: old.fromHash, fromID: c.current.ID,
+		fromSlot: c.activeSlot(), fromURL: c.upstream, fromHash: c.hash, fromSpec: c.spec.Clone(), newID: old.fromID,
+		startedAt: now, routedBack: make(chan struct{})}
+	plan := statestore.SwapPlan{ID: newSwapID(), Challenge: c.spec.Name, Phase: phaseDraining, From: c.rec.Version, To: oldPlan.From,
+		Delta: versionDelta(c.rec.Version, oldPlan.From), FromSlot: job.fromSlot, ToSlot: old.fromSlot, ToContainerID: old.fromID,
+		CutOver: true, StartedAt: now, UpdatedAt: now}
+	job.plan.Store(&plan)
+	sr := c.rec.Slots[old.fromSlot]
+	sr.ContainerID, sr.Version = old.fromID, oldPlan.From
+	started := statestore.Event{Type: "swap_started", Challenge: c.spec.Name, Version: plan.From, From: plan.From, To: plan.To,
+		Phase: phaseDraining, Message: fmt.Sprintf("%s %s → %s (%s): routed back to the draining container", kind, plan.From, plan.To, plan.ID)}
+	cut := statestore.Event{Type: "swap_phase", Challenge: c.spec.Name, ContainerID: old.fromID, Version: plan.To,
+		Phase: phaseDraining, From: plan.From, To: plan.To, Message: "swap " + plan.ID + ": cut over to " + plan.To}
+	if err := c.cutOver(job, plan, old.fromSlot, sr, ct, started, cut); err != nil {
+		// Nothing changed: the old container keeps draining to its stop.
+		c.log.Error().Err(err).Msg("route back to the draining container")
+		return swapReply{err: err}
+	}
+	c.lastSwap = job
+	c.swapsRunning.Add(1)
+	go func() {
+		defer c.swapsRunning.Done()
+		c.retireOld(ctx, job)
+		select {
+		case c.swapMsgs <- msgSwapDone{job: job}:
+		case <-ctx.Done():
+		}
+	}()
+	return swapReply{id: plan.ID, from: plan.From, to: plan.To}
 }
 
 // onSwapDone records how a swap ended and schedules removal of the kept
 // previous container.
 func (c *challenge) onSwapDone(ctx context.Context, m msgSwapDone) {
-	if c.swap != m.job {
-		return
+	switch m.job {
+	case c.swap:
+		c.swap = nil
+	case c.draining:
+		c.draining = nil
+	default:
+		return // a rollback routed back to its old container and took over
 	}
-	c.swap = nil
 	plan := m.job.snapshot()
 	ev := statestore.Event{Type: "swap_completed", Challenge: c.spec.Name, From: plan.From, To: plan.To, Phase: phaseCompleted,
 		Message: fmt.Sprintf("swap %s: %s → %s completed in %s", plan.ID, plan.From, plan.To, c.clock.Now().Sub(m.job.startedAt).Round(time.Millisecond))}
@@ -594,7 +717,7 @@ func (c *challenge) applySpec(ctx context.Context, spec configs.Challenge) {
 		return
 	}
 	c.rec.DesiredVersion = ""
-	if c.swap != nil {
+	if c.swap != nil || c.draining != nil {
 		c.pendingSpec = &spec
 		return
 	}
