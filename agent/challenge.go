@@ -114,6 +114,10 @@ func (c *challenge) Serve(ctx context.Context) error {
 	defer c.probes.Wait()
 	defer c.swapsRunning.Wait()
 	defer c.stopTimers()
+	// Cancel the children before waiting for them: after a panic here, a
+	// swap goroutine would otherwise wait forever to report to this one.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	// A restart by the supervisor begins from the store, not from leftovers.
 	c.actionTimer, c.probeTimer, c.probing, c.current = nil, nil, false, nil
 	c.keepTimer, c.swap, c.draining, c.recovered, c.autoTimer = nil, nil, nil, false, nil
