@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -260,7 +262,7 @@ func (c *challenge) runSwap(ctx context.Context, job *swapJob) error {
 		if err := c.setPhase(job, phaseExporting, nil); err != nil {
 			return err
 		}
-		if snapshot, err = c.exportState(ctx, job.fromURL+spec.State.Export); err != nil {
+		if snapshot, err = c.exportState(ctx, job.fromURL, spec.State.Export); err != nil {
 			return c.failSwap(ctx, job, fmt.Errorf("export state: %w", err))
 		}
 		if _, err := c.store.PutSnapshot(statestore.Snapshot{Challenge: spec.Name, Version: job.snapshot().From, Data: snapshot}); err != nil {
@@ -288,7 +290,7 @@ func (c *challenge) runSwap(ctx context.Context, job *swapJob) error {
 		if err := c.setPhase(job, phaseImporting, nil); err != nil {
 			return err
 		}
-		if err := c.importState(ctx, upstream+spec.State.Import, snapshot); err != nil {
+		if err := c.importState(ctx, upstream, spec.State.Import, snapshot); err != nil {
 			return c.failSwap(ctx, job, fmt.Errorf("import state: %w", err))
 		}
 	}
@@ -468,20 +470,70 @@ func (c *challenge) drain(ctx context.Context, stop <-chan struct{}, upstream st
 // maxStateTransfer bounds one state hand-off request.
 const maxStateTransfer = 60 * time.Second
 
-func (c *challenge) exportState(ctx context.Context, url string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, maxStateTransfer)
+// maxImportAnswer bounds what berth reads of an import's answer.
+const maxImportAnswer = 64 << 10
+
+// handOffClient is the one client of state hand-offs. The old container
+// answers the export and the new one the import, so neither is trusted: no
+// redirect is followed (a 302 or 307 could point berth at its own admin API
+// or any loopback service), no proxy is used, and the transport dials only
+// the address the request's context names (see handOffTo).
+var handOffClient = &http.Client{
+	Transport: &http.Transport{
+		Proxy:                  nil,
+		DialContext:            dialHandOff,
+		DisableKeepAlives:      true,
+		ResponseHeaderTimeout:  maxStateTransfer,
+		MaxResponseHeaderBytes: 64 << 10,
+	},
+	Timeout: maxStateTransfer,
+	CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+		return fmt.Errorf("state hand-off does not follow redirects (the container redirected to %s)", req.URL.Redacted())
+	},
+}
+
+type handOffAddr struct{}
+
+// handOffTo returns ctx allowing the hand-off client to dial the host:port
+// of container, the URL of the container's own address.
+func handOffTo(ctx context.Context, container string) context.Context {
+	addr := ""
+	if u, err := url.Parse(container); err == nil && u.Scheme == "http" && u.Hostname() != "" {
+		port := u.Port()
+		if port == "" {
+			port = "80"
+		}
+		addr = net.JoinHostPort(u.Hostname(), port)
+	}
+	return context.WithValue(ctx, handOffAddr{}, addr)
+}
+
+var handOffDialer = &net.Dialer{Timeout: 10 * time.Second}
+
+func dialHandOff(ctx context.Context, network, addr string) (net.Conn, error) {
+	allowed, _ := ctx.Value(handOffAddr{}).(string)
+	if allowed == "" || addr != allowed {
+		return nil, fmt.Errorf("state hand-off dials only the container's address %q, not %q", allowed, addr)
+	}
+	return handOffDialer.DialContext(ctx, network, addr)
+}
+
+// exportState GETs path from the container at base (its own address).
+func (c *challenge) exportState(ctx context.Context, base, path string) ([]byte, error) {
+	target := base + path
+	ctx, cancel := context.WithTimeout(handOffTo(ctx, base), maxStateTransfer)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := handOffClient.Do(req)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
+		return nil, fmt.Errorf("GET %s: status %d", target, resp.StatusCode)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, statestore.MaxSnapshotBytes+1))
 	if err != nil {
@@ -493,22 +545,24 @@ func (c *challenge) exportState(ctx context.Context, url string) ([]byte, error)
 	return data, nil
 }
 
-func (c *challenge) importState(ctx context.Context, url string, data []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, maxStateTransfer)
+// importState POSTs data to path on the container at base (its own address).
+func (c *challenge) importState(ctx context.Context, base, path string, data []byte) error {
+	target := base + path
+	ctx, cancel := context.WithTimeout(handOffTo(ctx, base), maxStateTransfer)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(data))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(data))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := handOffClient.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxImportAnswer))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("POST %s: status %d", url, resp.StatusCode)
+		return fmt.Errorf("POST %s: status %d", target, resp.StatusCode)
 	}
 	return nil
 }
