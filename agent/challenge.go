@@ -301,6 +301,11 @@ func (c *challenge) publish() {
 		Swap:            swapStatus(c.lastSwap),
 		ResponseTimeMS:  float64(c.tracker.AvgResponse.Microseconds()) / 1000,
 	}
+	for _, job := range []*swapJob{c.swap, c.draining} {
+		if job != nil {
+			st.swaps = append(st.swaps, job)
+		}
+	}
 	if c.current != nil {
 		st.ContainerID = c.current.ID
 		st.ContainerName = c.current.Name

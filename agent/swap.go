@@ -371,9 +371,13 @@ func (c *challenge) startInSlot(ctx context.Context, job *swapJob, ref, tag, slo
 	name := docker.ContainerName(c.agentID, job.spec.Name, slot)
 	if old, err := c.engine.Inspect(ctx, name); err == nil {
 		reusable := old.Labels[docker.LabelVersion] == tag && old.Labels[docker.LabelSpecHash] == job.hash && !old.Running
-		if reusable && c.engine.Start(ctx, old.ID) == nil {
-			job.newID = old.ID
-			return c.engine.Inspect(ctx, old.ID)
+		if reusable {
+			if err := c.claimNew(job, old.ID); err != nil {
+				return docker.Container{}, err
+			}
+			if c.engine.Start(ctx, old.ID) == nil {
+				return c.engine.Inspect(ctx, old.ID)
+			}
 		}
 		if err := c.engine.Remove(ctx, old.ID); err != nil {
 			return docker.Container{}, err
@@ -387,11 +391,27 @@ func (c *challenge) startInSlot(ctx context.Context, job *swapJob, ref, tag, slo
 	if err != nil {
 		return docker.Container{}, err
 	}
-	job.newID = id
+	if err := c.claimNew(job, id); err != nil {
+		return docker.Container{}, err
+	}
 	if err := c.engine.Start(ctx, id); err != nil {
 		return docker.Container{}, err
 	}
 	return c.engine.Inspect(ctx, id)
+}
+
+// claimNew records id as the swap's new container, in the plan too, before
+// it starts: the orphan reaper spares it and a crash-recovery removes it.
+func (c *challenge) claimNew(job *swapJob, id string) error {
+	job.newID = id
+	plan := job.snapshot()
+	plan.ToContainerID = id
+	plan.UpdatedAt = c.clock.Now()
+	if err := c.store.Update(func(tx *statestore.Tx) error { return tx.PutSwap(plan) }); err != nil {
+		return fmt.Errorf("persist the new container of swap %s: %w", plan.ID, err)
+	}
+	job.plan.Store(&plan)
+	return nil
 }
 
 // waitHealthy probes the new container until it has passed success_threshold

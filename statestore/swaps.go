@@ -66,6 +66,9 @@ func (s *Store) GetSwap(name string) (p SwapPlan, ok bool, err error) {
 	return p, ok, err
 }
 
+// ListSwaps returns every persisted plan, in challenge name order.
+func (s *Store) ListSwaps() ([]SwapPlan, error) { return list[SwapPlan](s, prefixSwap) }
+
 // PutSnapshot stores a checksummed snapshot and keeps the newest SnapshotsKept.
 func (s *Store) PutSnapshot(snap Snapshot) (Snapshot, error) {
 	if len(snap.Data) > MaxSnapshotBytes {
