@@ -86,8 +86,10 @@ type challenge struct {
 	swapMsgs      chan any
 	swapsRunning  sync.WaitGroup
 	cutOverAt     time.Time
-	keepTimer     supervisor.Timer
-	keepID        string
+	keepTimer     supervisor.Timer // due: remove the kept previous container (rec.Kept)
+	keepAttempt   int              // failed removals of the kept container in a row
+	recoverTimer  supervisor.Timer // due: retry settling an interrupted swap
+	recoverTries  int
 	autoTimer     supervisor.Timer
 	badVersions   map[string]bool // failed or rolled back; auto-update skips them
 	pendingSpec   *configs.Challenge
@@ -121,6 +123,7 @@ func (c *challenge) Serve(ctx context.Context) error {
 	// A restart by the supervisor begins from the store, not from leftovers.
 	c.actionTimer, c.probeTimer, c.probing, c.current = nil, nil, false, nil
 	c.keepTimer, c.swap, c.draining, c.recovered, c.autoTimer = nil, nil, nil, false, nil
+	c.keepAttempt, c.recoverTimer, c.recoverTries = 0, nil, 0
 	if c.badVersions == nil {
 		c.badVersions = map[string]bool{}
 	}
@@ -131,6 +134,7 @@ func (c *challenge) Serve(ctx context.Context) error {
 	if err := c.load(); err != nil {
 		return err
 	}
+	c.armKept() // the removal of a kept previous container outlives berth restarts
 	c.publish()
 	c.armAction(0)
 	c.armAutoUpdate()
@@ -158,7 +162,11 @@ func (c *challenge) Serve(ctx context.Context) error {
 				c.onSwapDone(ctx, m)
 			}
 		case <-timerC(c.keepTimer):
+			c.keepTimer = nil
 			c.removePrevious(ctx)
+		case <-timerC(c.recoverTimer):
+			c.recoverTimer = nil
+			c.retryRecovery(ctx)
 		case <-timerC(c.autoTimer):
 			c.checkForUpdate(ctx)
 		}
@@ -187,7 +195,7 @@ func (c *challenge) armProbe(d time.Duration) {
 }
 
 func (c *challenge) stopTimers() {
-	for _, t := range []supervisor.Timer{c.actionTimer, c.probeTimer, c.keepTimer, c.autoTimer} {
+	for _, t := range []supervisor.Timer{c.actionTimer, c.probeTimer, c.keepTimer, c.autoTimer, c.recoverTimer} {
 		if t != nil {
 			t.Stop()
 		}

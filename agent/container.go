@@ -29,8 +29,8 @@ func (c *challenge) bringUp(ctx context.Context) {
 		c.armAction(time.Second)
 		return
 	}
-	if !c.recovered {
-		c.recovered = c.recoverSwap(ctx)
+	if !c.recovered && c.recoverTimer == nil {
+		c.retryRecovery(ctx)
 	}
 	err := c.ensureRunning(ctx)
 	if err == nil && c.pendingSwap {

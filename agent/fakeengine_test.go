@@ -386,12 +386,18 @@ func (f *challengeFixture) swap(kind, ver string) swapReply {
 	}
 }
 
-// eventually waits up to d for cond.
+// eventually waits up to d for cond. Arguments of type func() any are
+// evaluated when the failure is reported.
 func eventually(tb testing.TB, d time.Duration, cond func() bool, format string, args ...any) {
 	tb.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
+			for i, a := range args {
+				if fn, ok := a.(func() any); ok {
+					args[i] = fn()
+				}
+			}
 			tb.Fatalf("after %s: "+format, append([]any{d}, args...)...)
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -404,10 +410,5 @@ func (f *challengeFixture) waitSwapPhase(phase string, d time.Duration) {
 	eventually(f.t, d, func() bool {
 		st := f.status()
 		return st.Swap != nil && st.Swap.Phase == phase
-	}, "swap phase is %+v, want %s", func() any {
-		if s := f.status().Swap; s != nil {
-			return *s
-		}
-		return nil
-	}(), phase)
+	}, "swap is %+v, want phase %s", func() any { return f.status().Swap }, phase)
 }

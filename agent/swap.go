@@ -20,6 +20,7 @@ import (
 	"berth/configs"
 	"berth/docker"
 	"berth/statestore"
+	"berth/supervisor"
 )
 
 // Swap phases (SPEC §5.5).
@@ -153,6 +154,9 @@ func (c *challenge) startSwap(ctx context.Context, version, kind string) swapRep
 func (c *challenge) startSwapTo(ctx context.Context, base configs.Challenge, version, kind string) swapReply {
 	if c.swap != nil {
 		return swapReply{err: errSwapRunning}
+	}
+	if !c.recovered && c.current != nil {
+		return swapReply{err: fmt.Errorf("%w: the swap berth was running when it stopped is still being settled", errSwapRunning)}
 	}
 	if c.draining != nil {
 		// The last swap has served its purpose; only its old container
@@ -770,11 +774,14 @@ func (c *challenge) onSwapDone(ctx context.Context, m msgSwapDone) {
 	c.metrics.swaps.WithLabelValues(c.spec.Name, result).Inc()
 	c.metrics.swapDuration.WithLabelValues(c.spec.Name).Observe(c.clock.Now().Sub(m.job.startedAt).Seconds())
 	m.job.plan.Store(&plan)
+	if m.job.cutOver.Load() && m.job.previous != "" {
+		c.keepPrevious(m.job.previous, c.spec.Update.KeepPrevious)
+	}
 	if err := c.closeSwapRecord(ev); err != nil {
 		c.log.Error().Err(err).Msg("persist end of swap")
 	}
-	if m.job.cutOver.Load() && m.job.previous != "" {
-		c.keepPrevious(m.job.previous, c.spec.Update.KeepPrevious)
+	if c.keepTimer == nil {
+		c.armKept()
 	}
 	c.publish()
 	if next := c.pendingSpec; next != nil {
@@ -791,7 +798,7 @@ func (c *challenge) applySpec(ctx context.Context, spec configs.Challenge) {
 		return
 	}
 	c.rec.DesiredVersion = ""
-	if c.swap != nil || c.draining != nil {
+	if c.swap != nil || c.draining != nil || c.recoverTimer != nil {
 		c.pendingSpec = &spec
 		return
 	}
@@ -808,32 +815,101 @@ func (c *challenge) applySpec(ctx context.Context, spec configs.Challenge) {
 	}
 }
 
-// keepPrevious removes the stopped previous container after keep.
+// keepPrevious records id as the kept previous container, due for removal
+// after keep; the caller persists the record.
 func (c *challenge) keepPrevious(id string, keep time.Duration) {
+	c.rec.Kept = &statestore.KeptContainer{ContainerID: id, RemoveAt: c.clock.Now().Add(keep)}
+	c.keepAttempt = 0
+	c.armKeep(keep)
+}
+
+// armKept arms the removal of the kept previous container, if any, for
+// when it is due.
+func (c *challenge) armKept() {
+	if k := c.rec.Kept; k != nil {
+		c.armKeep(max(0, k.RemoveAt.Sub(c.clock.Now())))
+	}
+}
+
+func (c *challenge) armKeep(d time.Duration) {
 	if c.keepTimer != nil {
 		c.keepTimer.Stop()
 	}
-	c.keepID = id
-	c.keepTimer = c.clock.NewTimer(keep)
+	c.keepTimer = c.clock.NewTimer(d)
 }
 
+// cleanupBackoff paces retries of a failed stop or remove of a container
+// that should no longer run or exist.
+var cleanupBackoff = supervisor.Backoff{Initial: time.Second, Max: time.Minute, Multiplier: 2, Jitter: 0.2}
+
+// removePrevious removes the kept previous container once it is due; a
+// failed removal is retried with backoff.
 func (c *challenge) removePrevious(ctx context.Context) {
-	c.keepTimer = nil
-	id := c.keepID
-	c.keepID = ""
-	if id == "" || (c.current != nil && c.current.ID == id) || (c.swap != nil) {
+	kept := c.rec.Kept
+	if kept == nil {
+		return
+	}
+	if !c.recovered || c.swap != nil {
+		// An interrupted swap is settled first, and a running swap may be
+		// starting the kept container again for a rollback; each re-arms
+		// the removal when it ends.
+		return
+	}
+	id := kept.ContainerID
+	if c.inUse(id) {
+		c.rec.Kept = nil
+		c.persist()
 		return
 	}
 	if err := c.engine.Remove(ctx, id); err != nil {
-		c.log.Warn().Err(err).Msg("remove previous container")
+		c.keepAttempt++
+		delay := cleanupBackoff.Delay(c.keepAttempt, c.rand())
+		c.log.Warn().Err(err).Str(fieldContainerID, shortID(id)).Str("retry_in", delay.Round(time.Millisecond).String()).
+			Msg("remove previous container; will retry")
+		c.armKeep(delay)
 		return
 	}
+	c.keepAttempt = 0
+	c.rec.Kept = nil
 	for slot, rec := range c.rec.Slots {
 		if rec.ContainerID == id && slot != c.activeSlot() {
 			delete(c.rec.Slots, slot)
 		}
 	}
 	c.persist()
+}
+
+// inUse says whether id serves or is about to: the active container, or a
+// draining swap's old container.
+func (c *challenge) inUse(id string) bool {
+	return (c.current != nil && c.current.ID == id) || c.rec.Slots[c.activeSlot()].ContainerID == id ||
+		(c.draining != nil && c.draining.fromID == id)
+}
+
+// retryRecovery settles an interrupted swap, and retries with backoff while
+// its stop or remove fails: an old version must not run on until the next
+// bring-up, which for an adopted container may never come.
+func (c *challenge) retryRecovery(ctx context.Context) {
+	c.recovered = c.recoverSwap(ctx)
+	if c.recovered {
+		c.recoverTries = 0
+		c.armKept()
+		if next := c.pendingSpec; next != nil && c.swap == nil && c.draining == nil {
+			c.pendingSpec = nil
+			c.applySpec(ctx, *next)
+		}
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	c.recoverTries++
+	delay := cleanupBackoff.Delay(c.recoverTries, c.rand())
+	c.log.Warn().Str("retry_in", delay.Round(time.Millisecond).String()).Msg("interrupted swap not settled; will retry")
+	if c.recoverTimer != nil {
+		c.recoverTimer.Stop()
+	}
+	c.recoverTimer = c.clock.NewTimer(delay)
 }
 
 // recoverSwap settles a swap interrupted by a berth crash: before the
@@ -873,11 +949,15 @@ func (c *challenge) recoverSwap(ctx context.Context) bool {
 	return c.closeSwapRecord(ev) == nil
 }
 
-// closeSwapRecord deletes the swap plan and records how the swap ended, in
-// one transaction, and logs that once.
+// closeSwapRecord deletes the swap plan and records how the swap ended,
+// with the runtime record (the kept previous container), in one
+// transaction, and logs that once.
 func (c *challenge) closeSwapRecord(ev statestore.Event) error {
 	err := c.store.Update(func(tx *statestore.Tx) error {
 		if err := tx.DeleteSwap(c.spec.Name); err != nil {
+			return err
+		}
+		if err := tx.PutRuntime(c.rec); err != nil {
 			return err
 		}
 		saved, err := tx.AppendEvent(ev)
