@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"syscall"
@@ -96,5 +97,72 @@ func TestKeptPreviousRemovedAfterBerthRestart(t *testing.T) {
 				t.Errorf("kept container removed %s after the swap, before keep_previous", time.Since(swapped))
 			}
 		})
+	}
+}
+
+// While the old version drains a long request, a rollback routes straight
+// back to it: quick, the long request completes, and the version rolled
+// back from is drained and stopped, not the one rolled back to.
+func TestRollbackWhileOldVersionDrains(t *testing.T) {
+	testenv.RequireDocker(t)
+	reg := testenv.StartRegistry(t)
+	id := testenv.AgentID(t)
+	reg.PushChallenge(t, "berth-it/echo", "1.0.0", nil)
+	reg.PushChallenge(t, "berth-it/echo", "1.1.0", nil)
+	ra := startAgent(t, berthConfig(t, id, swapYAML("svc", reg.Host+"/berth-it/echo", "1.0.0",
+		"min_healthy_time: 200ms, drain_timeout: 2m, rollback_window: 5m, keep_previous: 10m")))
+	before := waitServing(t, ra.api, "svc", 60*time.Second, nil)
+	long := make(chan int, 1)
+	go func() {
+		client := &http.Client{Timeout: time.Minute}
+		resp, err := client.Get(ra.proxy + "/svc/work?ms=8000")
+		if err != nil {
+			t.Errorf("long request: %v", err)
+			long <- 0
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		long <- resp.StatusCode
+	}()
+	time.Sleep(500 * time.Millisecond) // the long request reaches 1.0.0
+	postSwap(t, ra.api, "svc", "1.1.0")
+	waitServing(t, ra.api, "svc", time.Minute, func(v challengeView) bool { return v.Version == "1.1.0" })
+
+	start := time.Now()
+	resp, err := http.Post(ra.api+"/v1/challenges/svc/rollback", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("rollback while 1.0.0 drains: %d %s", resp.StatusCode, body)
+	}
+	back := waitServing(t, ra.api, "svc", 5*time.Second, func(v challengeView) bool { return v.Version == "1.0.0" })
+	if back.ContainerID != before.ContainerID {
+		t.Errorf("rolled back to container %s, want the draining %s", back.ContainerID, before.ContainerID)
+	}
+	t.Logf("routed back in %s", time.Since(start))
+	if status, body := getBody(t, ra.proxy+"/svc/version"); status != http.StatusOK || !strings.Contains(body, "1.0.0") {
+		t.Errorf("stable endpoint after the rollback: %d %s", status, body)
+	}
+	select {
+	case status := <-long:
+		if status != http.StatusOK {
+			t.Errorf("long request across the swap and rollback: %d", status)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("long request did not finish")
+	}
+	testenv.WaitFor(t, 30*time.Second, "swap_rolled_back", func() (bool, error) {
+		_, ok := findEvent(events(t, ra.api, "svc"), "swap_rolled_back")
+		return ok, nil
+	})
+	if running := strings.TrimSpace(testenv.Docker(t, "inspect", "-f", "{{.State.Running}}", before.ContainerID)); running != "true" {
+		t.Errorf("the container rolled back to is not running: %s", running)
+	}
+	if ids := testenv.DockerPS(t, id); len(ids) != 2 {
+		t.Errorf("containers after the rollback: %v, want 1.0.0 serving and 1.1.0 kept", ids)
 	}
 }
