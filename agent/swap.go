@@ -325,7 +325,7 @@ func (c *challenge) runSwap(ctx context.Context, job *swapJob) error {
 // it (it is kept for rollback), unless a rollback routed back to it meanwhile.
 func (c *challenge) retireOld(ctx context.Context, job *swapJob) {
 	c.drain(ctx, job.routedBack, job.fromURL, job.spec.Update.DrainTimeout)
-	if ctx.Err() != nil || !job.beginStop() {
+	if !job.beginStop() {
 		return
 	}
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), job.fromSpec.Restart.StopTimeout+30*time.Second)
@@ -897,6 +897,11 @@ func (c *challenge) retryRecovery(ctx context.Context) {
 		if next := c.pendingSpec; next != nil && c.swap == nil && c.draining == nil {
 			c.pendingSpec = nil
 			c.applySpec(ctx, *next)
+		} else if c.pendingSwap && c.current != nil && c.lifecycle == Running {
+			c.pendingSwap = false
+			if r := c.startSwap(ctx, c.spec.Version, swapConfig); r.err != nil {
+				c.log.Error().Err(r.err).Msg("swap to the changed config entry")
+			}
 		}
 		return
 	}
