@@ -82,3 +82,24 @@ func TestOrphanReaperCountsSwapPlans(t *testing.T) {
 		t.Fatal("the orphan reaper removed the container a persisted swap plan names")
 	}
 }
+
+// A live swap's containers are claimed through the challenge's status, even
+// before (or without) a persisted plan naming them.
+func TestOrphanReaperCountsLiveSwaps(t *testing.T) {
+	f := newChallengeFixture(t, nil, nil)
+	f.handle = newChallengeHandle("web")
+	labels := docker.OwnerLabels(f.agentID)
+	labels[docker.LabelChallenge] = "web"
+	f.engine.add(docker.Container{ID: "livenew", Name: "berth-test-web-b", Labels: labels, Running: true})
+	f.engine.add(docker.Container{ID: "liveold", Name: "berth-test-web-a", Labels: labels, Running: true})
+	job := &swapJob{fromID: "liveold"}
+	job.plan.Store(&statestore.SwapPlan{ID: "s1", Challenge: "web", ToContainerID: "livenew"})
+	f.handle.status.Store(&ChallengeStatus{Name: "web", swaps: []*swapJob{job}})
+	reapConstantly(t, f, 50*time.Millisecond)
+	time.Sleep(400 * time.Millisecond)
+	for _, id := range []string{"livenew", "liveold"} {
+		if _, ok := f.engine.get(id); !ok {
+			t.Errorf("the orphan reaper removed %s, a live swap's container", id)
+		}
+	}
+}
