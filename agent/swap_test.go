@@ -119,3 +119,16 @@ func mustAtoi(tb testing.TB, s string) int {
 	}
 	return n
 }
+
+// Whichever comes first wins: the old container's stop, or a rollback that
+// routes back to it; the other then backs off.
+func TestDrainingOldContainerStopOrRouteBack(t *testing.T) {
+	j := &swapJob{routedBack: make(chan struct{})}
+	if !j.beginStop() || j.routeBack() {
+		t.Error("a rollback routed back to a container whose stop had begun")
+	}
+	j = &swapJob{routedBack: make(chan struct{})}
+	if !j.routeBack() || j.beginStop() {
+		t.Error("a container a rollback routed back to was stopped")
+	}
+}
