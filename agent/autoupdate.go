@@ -26,7 +26,7 @@ func (c *challenge) armAutoUpdate() {
 func (c *challenge) checkForUpdate(ctx context.Context) {
 	c.autoTimer = nil
 	defer c.armAutoUpdate()
-	if c.swap != nil || c.current == nil || c.lifecycle != Running {
+	if c.swap != nil || c.draining != nil || c.current == nil || c.lifecycle != Running {
 		return
 	}
 	checkCtx, cancel := context.WithTimeout(ctx, time.Minute)

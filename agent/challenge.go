@@ -77,16 +77,19 @@ type challenge struct {
 	probing      bool
 	probes       sync.WaitGroup
 
-	configChanged bool // the config entry differs from the last applied one
-	recovered     bool // an interrupted swap, if any, was settled
-	pendingSwap   bool // the adopted container runs an older spec: swap it
-	swap          *swapJob
+	configChanged bool     // the config entry differs from the last applied one
+	recovered     bool     // an interrupted swap, if any, was settled
+	pendingSwap   bool     // the adopted container runs an older spec: swap it
+	swap          *swapJob // running, until its cut-over
+	draining      *swapJob // cut over; its old container drains
 	lastSwap      *swapJob
 	swapMsgs      chan any
 	swapsRunning  sync.WaitGroup
 	cutOverAt     time.Time
-	keepTimer     supervisor.Timer
-	keepID        string
+	keepTimer     supervisor.Timer // due: remove the kept previous container (rec.Kept)
+	keepAttempt   int              // failed removals of the kept container in a row
+	recoverTimer  supervisor.Timer // due: retry settling an interrupted swap
+	recoverTries  int
 	autoTimer     supervisor.Timer
 	badVersions   map[string]bool // failed or rolled back; auto-update skips them
 	pendingSpec   *configs.Challenge
@@ -113,9 +116,14 @@ func (c *challenge) Serve(ctx context.Context) error {
 	defer c.probes.Wait()
 	defer c.swapsRunning.Wait()
 	defer c.stopTimers()
+	// Cancel the children before waiting for them: after a panic here, a
+	// swap goroutine would otherwise wait forever to report to this one.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	// A restart by the supervisor begins from the store, not from leftovers.
 	c.actionTimer, c.probeTimer, c.probing, c.current = nil, nil, false, nil
-	c.keepTimer, c.swap, c.recovered, c.autoTimer = nil, nil, false, nil
+	c.keepTimer, c.swap, c.draining, c.recovered, c.autoTimer = nil, nil, nil, false, nil
+	c.keepAttempt, c.recoverTimer, c.recoverTries = 0, nil, 0
 	if c.badVersions == nil {
 		c.badVersions = map[string]bool{}
 	}
@@ -126,6 +134,7 @@ func (c *challenge) Serve(ctx context.Context) error {
 	if err := c.load(); err != nil {
 		return err
 	}
+	c.armKept() // the removal of a kept previous container outlives berth restarts
 	c.publish()
 	c.armAction(0)
 	c.armAutoUpdate()
@@ -153,7 +162,11 @@ func (c *challenge) Serve(ctx context.Context) error {
 				c.onSwapDone(ctx, m)
 			}
 		case <-timerC(c.keepTimer):
+			c.keepTimer = nil
 			c.removePrevious(ctx)
+		case <-timerC(c.recoverTimer):
+			c.recoverTimer = nil
+			c.retryRecovery(ctx)
 		case <-timerC(c.autoTimer):
 			c.checkForUpdate(ctx)
 		}
@@ -182,7 +195,7 @@ func (c *challenge) armProbe(d time.Duration) {
 }
 
 func (c *challenge) stopTimers() {
-	for _, t := range []supervisor.Timer{c.actionTimer, c.probeTimer, c.keepTimer, c.autoTimer} {
+	for _, t := range []supervisor.Timer{c.actionTimer, c.probeTimer, c.keepTimer, c.autoTimer, c.recoverTimer} {
 		if t != nil {
 			t.Stop()
 		}
@@ -295,6 +308,11 @@ func (c *challenge) publish() {
 		LastError:       c.lastErr,
 		Swap:            swapStatus(c.lastSwap),
 		ResponseTimeMS:  float64(c.tracker.AvgResponse.Microseconds()) / 1000,
+	}
+	for _, job := range []*swapJob{c.swap, c.draining} {
+		if job != nil {
+			st.swaps = append(st.swaps, job)
+		}
 	}
 	if c.current != nil {
 		st.ContainerID = c.current.ID

@@ -32,11 +32,11 @@ func (c *challenge) bringUp(ctx context.Context) {
 		c.armAction(time.Second)
 		return
 	}
-	if !c.recovered {
-		c.recovered = c.recoverSwap(ctx)
+	if !c.recovered && c.recoverTimer == nil {
+		c.retryRecovery(ctx)
 	}
 	err := c.ensureRunning(ctx)
-	if err == nil && c.pendingSwap {
+	if err == nil && c.pendingSwap && c.recovered {
 		c.pendingSwap = false
 		if r := c.startSwap(ctx, c.spec.Version, swapConfig); r.err != nil {
 			c.log.Error().Err(r.err).Msg("swap to the changed config entry")

@@ -38,9 +38,15 @@ func (o *orphanReaper) Serve(ctx context.Context) error {
 	return nil
 }
 
-// claimed is every container id a challenge record or status refers to.
+// claimed is every container id a challenge record, swap plan, live swap
+// or status refers to. A swap's new container joins the slots only at the
+// cut-over, and may take longer than the grace to become healthy.
 func (o *orphanReaper) claimed() (map[string]bool, error) {
 	recs, err := o.store.ListRuntime()
+	if err != nil {
+		return nil, err
+	}
+	plans, err := o.store.ListSwaps()
 	if err != nil {
 		return nil, err
 	}
@@ -50,9 +56,18 @@ func (o *orphanReaper) claimed() (map[string]bool, error) {
 			ids[slot.ContainerID] = true
 		}
 	}
-	for _, h := range o.dir.list() {
-		ids[h.status.Load().ContainerID] = true
+	for _, p := range plans {
+		ids[p.ToContainerID] = true
 	}
+	for _, h := range o.dir.list() {
+		st := h.status.Load()
+		ids[st.ContainerID] = true
+		for _, job := range st.swaps {
+			ids[job.fromID] = true
+			ids[job.snapshot().ToContainerID] = true
+		}
+	}
+	delete(ids, "")
 	return ids, nil
 }
 

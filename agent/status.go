@@ -24,6 +24,8 @@ type ChallengeStatus struct {
 	Swap            *SwapStatus `json:"swap"`
 	LastError       string      `json:"last_error,omitempty"`
 	ResponseTimeMS  float64     `json:"response_time_ms"`
+
+	swaps []*swapJob // live swaps, whose containers the orphan reaper must spare
 }
 
 // SwapStatus describes a version swap in progress or just finished.

@@ -8,7 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	"berth/configs"
 	"berth/docker"
 	"berth/statestore"
+	"berth/supervisor"
 )
 
 // Swap phases (SPEC §5.5).
@@ -92,11 +96,44 @@ type swapJob struct {
 	fromSlot  string
 	fromURL   string
 	fromHash  string
-	previous  string // container id of the previous version, after cut-over
+	fromSpec  configs.Challenge // the spec the old container runs, for a rollback to it
+	previous  string            // container id of the previous version, after cut-over
 	plan      atomic.Pointer[statestore.SwapPlan]
 	cutOver   atomic.Bool
 	newID     string
 	startedAt time.Time
+
+	// After the cut-over the old container drains and is then stopped,
+	// unless a rollback routed back to it first; mu orders the two.
+	mu         sync.Mutex
+	stopping   bool          // the old container's stop has begun
+	routedBack chan struct{} // closed when a rollback routed back to the old container
+}
+
+// beginStop claims the old container for stopping; false means a rollback
+// routed back to it and it must keep serving.
+func (j *swapJob) beginStop() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	select {
+	case <-j.routedBack:
+		return false
+	default:
+	}
+	j.stopping = true
+	return true
+}
+
+// routeBack claims the old container for serving again; false means its stop
+// has begun.
+func (j *swapJob) routeBack() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.stopping {
+		return false
+	}
+	close(j.routedBack)
+	return true
 }
 
 func (j *swapJob) snapshot() statestore.SwapPlan { return *j.plan.Load() }
@@ -118,6 +155,17 @@ func (c *challenge) startSwapTo(ctx context.Context, base configs.Challenge, ver
 	if c.swap != nil {
 		return swapReply{err: errSwapRunning}
 	}
+	if !c.recovered && c.current != nil {
+		return swapReply{err: fmt.Errorf("%w: the swap berth was running when it stopped is still being settled", errSwapRunning)}
+	}
+	if c.draining != nil {
+		// The last swap has served its purpose; only its old container
+		// still drains, and a rollback routes straight back to it.
+		if (kind == swapRollback || kind == swapAutoRollback) && version == c.draining.snapshot().From {
+			return c.routeBack(ctx, kind)
+		}
+		return swapReply{err: errSwapRunning}
+	}
 	if c.current == nil || c.lifecycle != Running {
 		return swapReply{err: errNoContainer}
 	}
@@ -132,7 +180,8 @@ func (c *challenge) startSwapTo(ctx context.Context, base configs.Challenge, ver
 	target := base.Clone()
 	target.Version = version
 	job := &swapJob{kind: kind, requested: version, spec: target, hash: target.SpecHash(), fromID: c.current.ID,
-		fromSlot: c.activeSlot(), fromURL: c.upstream, fromHash: c.rec.Slots[c.activeSlot()].SpecHash, startedAt: c.clock.Now()}
+		fromSlot: c.activeSlot(), fromURL: c.upstream, fromHash: c.rec.Slots[c.activeSlot()].SpecHash, fromSpec: c.spec.Clone(),
+		startedAt: c.clock.Now(), routedBack: make(chan struct{})}
 	plan := statestore.SwapPlan{ID: newSwapID(), Challenge: c.spec.Name, Phase: phasePulling, From: c.rec.Version, To: version,
 		FromSlot: job.fromSlot, ToSlot: otherSlot(job.fromSlot), StartedAt: job.startedAt, UpdatedAt: job.startedAt}
 	job.plan.Store(&plan)
@@ -217,7 +266,7 @@ func (c *challenge) runSwap(ctx context.Context, job *swapJob) error {
 		if err := c.setPhase(job, phaseExporting, nil); err != nil {
 			return err
 		}
-		if snapshot, err = c.exportState(ctx, job.fromURL+spec.State.Export); err != nil {
+		if snapshot, err = c.exportState(ctx, job.fromURL, spec.State.Export); err != nil {
 			return c.failSwap(ctx, job, fmt.Errorf("export state: %w", err))
 		}
 		if _, err := c.store.PutSnapshot(statestore.Snapshot{Challenge: spec.Name, Version: job.snapshot().From, Data: snapshot}); err != nil {
@@ -245,7 +294,7 @@ func (c *challenge) runSwap(ctx context.Context, job *swapJob) error {
 		if err := c.setPhase(job, phaseImporting, nil); err != nil {
 			return err
 		}
-		if err := c.importState(ctx, upstream+spec.State.Import, snapshot); err != nil {
+		if err := c.importState(ctx, upstream, spec.State.Import, snapshot); err != nil {
 			return c.failSwap(ctx, job, fmt.Errorf("import state: %w", err))
 		}
 	}
@@ -268,15 +317,22 @@ func (c *challenge) runSwap(ctx context.Context, job *swapJob) error {
 		return ctx.Err()
 	}
 	_ = tracker
+	c.retireOld(ctx, job)
+	return nil
+}
 
-	// Cut over: drain the old container, then stop it (it is kept for rollback).
-	c.drain(ctx, job.fromURL, spec.Update.DrainTimeout)
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), spec.Restart.StopTimeout+30*time.Second)
+// retireOld runs after the cut-over: it drains the old container, then stops
+// it (it is kept for rollback), unless a rollback routed back to it meanwhile.
+func (c *challenge) retireOld(ctx context.Context, job *swapJob) {
+	c.drain(ctx, job.routedBack, job.fromURL, job.spec.Update.DrainTimeout)
+	if !job.beginStop() {
+		return
+	}
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), job.fromSpec.Restart.StopTimeout+30*time.Second)
 	defer cancel()
-	if err := c.engine.Stop(stopCtx, job.fromID, spec.Restart.StopTimeout); err != nil {
+	if err := c.engine.Stop(stopCtx, job.fromID, job.fromSpec.Restart.StopTimeout); err != nil {
 		c.log.Warn().Err(err).Str(fieldContainerID, shortID(job.fromID)).Msg("stop previous container")
 	}
-	return nil
 }
 
 // versionDelta classifies a version change for the plan and hand-off rules.
@@ -319,9 +375,13 @@ func (c *challenge) startInSlot(ctx context.Context, job *swapJob, ref, tag, slo
 	name := docker.ContainerName(c.agentID, job.spec.Name, slot)
 	if old, err := c.engine.Inspect(ctx, name); err == nil {
 		reusable := old.Labels[docker.LabelVersion] == tag && old.Labels[docker.LabelSpecHash] == job.hash && !old.Running
-		if reusable && c.engine.Start(ctx, old.ID) == nil {
-			job.newID = old.ID
-			return c.engine.Inspect(ctx, old.ID)
+		if reusable {
+			if err := c.claimNew(job, old.ID); err != nil {
+				return docker.Container{}, err
+			}
+			if c.engine.Start(ctx, old.ID) == nil {
+				return c.engine.Inspect(ctx, old.ID)
+			}
 		}
 		if err := c.engine.Remove(ctx, old.ID); err != nil {
 			return docker.Container{}, err
@@ -335,11 +395,27 @@ func (c *challenge) startInSlot(ctx context.Context, job *swapJob, ref, tag, slo
 	if err != nil {
 		return docker.Container{}, err
 	}
-	job.newID = id
+	if err := c.claimNew(job, id); err != nil {
+		return docker.Container{}, err
+	}
 	if err := c.engine.Start(ctx, id); err != nil {
 		return docker.Container{}, err
 	}
 	return c.engine.Inspect(ctx, id)
+}
+
+// claimNew records id as the swap's new container, in the plan too, before
+// it starts: the orphan reaper spares it and a crash-recovery removes it.
+func (c *challenge) claimNew(job *swapJob, id string) error {
+	job.newID = id
+	plan := job.snapshot()
+	plan.ToContainerID = id
+	plan.UpdatedAt = c.clock.Now()
+	if err := c.store.Update(func(tx *statestore.Tx) error { return tx.PutSwap(plan) }); err != nil {
+		return fmt.Errorf("persist the new container of swap %s: %w", plan.ID, err)
+	}
+	job.plan.Store(&plan)
+	return nil
 }
 
 // waitHealthy probes the new container until it has passed success_threshold
@@ -386,8 +462,8 @@ func (c *challenge) waitHealthy(ctx context.Context, spec configs.Challenge, ups
 }
 
 // drain waits until the old upstream has no proxied request in flight, up to
-// timeout, then drops idle connections to it.
-func (c *challenge) drain(ctx context.Context, upstream string, timeout time.Duration) {
+// timeout or until stop closes, then drops idle connections to it.
+func (c *challenge) drain(ctx context.Context, stop <-chan struct{}, upstream string, timeout time.Duration) {
 	deadline := c.clock.Now().Add(timeout)
 	// Requests that read the old address just before the cut-over count
 	// themselves in right after; give them a moment.
@@ -396,6 +472,9 @@ func (c *challenge) drain(ctx context.Context, upstream string, timeout time.Dur
 		t := c.clock.NewTimer(grace)
 		select {
 		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-stop:
 			t.Stop()
 			return
 		case <-t.C():
@@ -415,20 +494,70 @@ func (c *challenge) drain(ctx context.Context, upstream string, timeout time.Dur
 // maxStateTransfer bounds one state hand-off request.
 const maxStateTransfer = 60 * time.Second
 
-func (c *challenge) exportState(ctx context.Context, url string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, maxStateTransfer)
+// maxImportAnswer bounds what berth reads of an import's answer.
+const maxImportAnswer = 64 << 10
+
+// handOffClient is the one client of state hand-offs. The old container
+// answers the export and the new one the import, so neither is trusted: no
+// redirect is followed (a 302 or 307 could point berth at its own admin API
+// or any loopback service), no proxy is used, and the transport dials only
+// the address the request's context names (see handOffTo).
+var handOffClient = &http.Client{
+	Transport: &http.Transport{
+		Proxy:                  nil,
+		DialContext:            dialHandOff,
+		DisableKeepAlives:      true,
+		ResponseHeaderTimeout:  maxStateTransfer,
+		MaxResponseHeaderBytes: 64 << 10,
+	},
+	Timeout: maxStateTransfer,
+	CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+		return fmt.Errorf("state hand-off does not follow redirects (the container redirected to %s)", req.URL.Redacted())
+	},
+}
+
+type handOffAddr struct{}
+
+// handOffTo returns ctx allowing the hand-off client to dial the host:port
+// of container, the URL of the container's own address.
+func handOffTo(ctx context.Context, container string) context.Context {
+	addr := ""
+	if u, err := url.Parse(container); err == nil && u.Scheme == "http" && u.Hostname() != "" {
+		port := u.Port()
+		if port == "" {
+			port = "80"
+		}
+		addr = net.JoinHostPort(u.Hostname(), port)
+	}
+	return context.WithValue(ctx, handOffAddr{}, addr)
+}
+
+var handOffDialer = &net.Dialer{Timeout: 10 * time.Second}
+
+func dialHandOff(ctx context.Context, network, addr string) (net.Conn, error) {
+	allowed, _ := ctx.Value(handOffAddr{}).(string)
+	if allowed == "" || addr != allowed {
+		return nil, fmt.Errorf("state hand-off dials only the container's address %q, not %q", allowed, addr)
+	}
+	return handOffDialer.DialContext(ctx, network, addr)
+}
+
+// exportState GETs path from the container at base (its own address).
+func (c *challenge) exportState(ctx context.Context, base, path string) ([]byte, error) {
+	target := base + path
+	ctx, cancel := context.WithTimeout(handOffTo(ctx, base), maxStateTransfer)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := handOffClient.Do(req)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
+		return nil, fmt.Errorf("GET %s: status %d", target, resp.StatusCode)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, statestore.MaxSnapshotBytes+1))
 	if err != nil {
@@ -440,22 +569,24 @@ func (c *challenge) exportState(ctx context.Context, url string) ([]byte, error)
 	return data, nil
 }
 
-func (c *challenge) importState(ctx context.Context, url string, data []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, maxStateTransfer)
+// importState POSTs data to path on the container at base (its own address).
+func (c *challenge) importState(ctx context.Context, base, path string, data []byte) error {
+	target := base + path
+	ctx, cancel := context.WithTimeout(handOffTo(ctx, base), maxStateTransfer)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(data))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(data))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := handOffClient.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxImportAnswer))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("POST %s: status %d", url, resp.StatusCode)
+		return fmt.Errorf("POST %s: status %d", target, resp.StatusCode)
 	}
 	return nil
 }
@@ -484,69 +615,139 @@ func (c *challenge) onCutOver(m msgCutOver) {
 	plan.Phase = phaseDraining
 	plan.CutOver = true
 	plan.UpdatedAt = c.clock.Now()
+	slot := statestore.SlotRecord{ContainerID: m.ct.ID, ContainerName: m.ct.Name, Image: m.job.spec.Image + ":" + m.tag,
+		Version: m.tag, Digest: m.dig, SpecHash: m.job.hash, CreatedAt: c.clock.Now()}
+	ev := statestore.Event{Type: "swap_phase", Challenge: c.spec.Name, ContainerID: m.ct.ID, Version: m.tag,
+		Phase: phaseDraining, From: plan.From, To: m.tag, Message: "swap " + plan.ID + ": cut over to " + m.tag}
+	m.reply <- c.cutOver(m.job, plan, m.slot, slot, m.ct, ev)
+}
+
+// cutOver makes ct in slot active for job, in one transaction with the
+// job's plan and events; the swap has then served its purpose, and only the
+// old container's drain remains.
+func (c *challenge) cutOver(job *swapJob, plan statestore.SwapPlan, slot string, sr statestore.SlotRecord, ct docker.Container, events ...statestore.Event) error {
 	rec := c.rec
 	rec.Slots = make(map[string]statestore.SlotRecord, len(c.rec.Slots)+1)
 	for k, v := range c.rec.Slots {
 		rec.Slots[k] = v
 	}
-	rec.Slots[m.slot] = statestore.SlotRecord{ContainerID: m.ct.ID, ContainerName: m.ct.Name, Image: m.job.spec.Image + ":" + m.tag,
-		Version: m.tag, Digest: m.dig, SpecHash: m.job.hash, CreatedAt: c.clock.Now()}
-	rec.ActiveSlot = m.slot
-	rec.Upstream = c.upstreamFor(m.ct)
+	rec.Slots[slot] = sr
+	rec.ActiveSlot = slot
+	upstream := c.upstreamOn(ct, job.spec.Port)
+	rec.Upstream = upstream
 	rec.PreviousVersion = c.rec.Version
-	rec.Version = m.tag
-	rec.Digest = m.dig
-	rec.StartedAt = m.ct.StartedAt
+	rec.Version = sr.Version
+	rec.Digest = sr.Digest
+	rec.StartedAt = ct.StartedAt
 	rec.RestartAttempt = 0
-	if m.job.kind != swapConfig && m.job.kind != swapAuto {
-		rec.DesiredVersion = m.job.requested
+	if job.kind != swapConfig && job.kind != swapAuto {
+		rec.DesiredVersion = job.requested
 	}
 	tracker := NewHealthTracker(c.clock.Now())
 	tracker.State, tracker.PassedOnce = HealthHealthy, true
 	rec.Health = string(HealthHealthy)
 	rec.HealthySince = c.clock.Now()
 	rec.UpdatedAt = c.clock.Now()
+	var saved []statestore.Event
 	err := c.store.Update(func(tx *statestore.Tx) error {
+		saved = saved[:0]
 		if err := tx.PutRuntime(rec); err != nil {
 			return err
 		}
 		if err := tx.PutSwap(plan); err != nil {
 			return err
 		}
-		ev, err := tx.AppendEvent(statestore.Event{Type: "swap_phase", Challenge: c.spec.Name, ContainerID: m.ct.ID, Version: m.tag,
-			Phase: phaseDraining, From: plan.From, To: m.tag, Message: "swap " + plan.ID + ": cut over to " + m.tag})
-		if err == nil {
-			logEvent(c.log, ev)
+		for _, ev := range events {
+			ev, err := tx.AppendEvent(ev)
+			if err != nil {
+				return err
+			}
+			saved = append(saved, ev)
 		}
-		return err
+		return nil
 	})
 	if err != nil {
-		m.reply <- fmt.Errorf("persist cut-over: %w", err)
-		return
+		return fmt.Errorf("persist cut-over: %w", err)
 	}
-	m.job.plan.Store(&plan)
-	m.job.cutOver.Store(true)
-	m.job.previous = m.job.fromID
+	for _, ev := range saved {
+		logEvent(c.log, ev)
+	}
+	job.plan.Store(&plan)
+	job.cutOver.Store(true)
+	job.previous = job.fromID
 	c.rec = rec
-	c.spec = m.job.spec
-	c.hash = m.job.hash
-	ct := m.ct
+	c.spec = job.spec
+	c.hash = job.hash
 	c.current = &ct
-	c.upstream = c.upstreamFor(ct)
+	c.upstream = upstream
 	c.tracker = tracker
 	c.cutOverAt = c.clock.Now()
+	if c.swap == job {
+		c.swap = nil
+	}
+	c.draining = job
 	c.publish()
 	c.armProbe(c.spec.Health.Interval)
-	m.reply <- nil
+	return nil
+}
+
+// routeBack rolls back a swap whose old container still drains: that
+// container still runs and serves, so the rollback is a cut-over back to it,
+// with no start and no health wait. The version rolled back from then drains
+// in turn and is stopped and kept like any previous version.
+func (c *challenge) routeBack(ctx context.Context, kind string) swapReply {
+	old := c.draining
+	oldPlan := old.snapshot()
+	ct, err := c.engine.Inspect(ctx, old.fromID)
+	if err != nil || !ct.Running {
+		return swapReply{err: errSwapRunning} // the drain ends soon; roll back then
+	}
+	if !old.routeBack() {
+		return swapReply{err: errSwapRunning} // its stop has begun
+	}
+	now := c.clock.Now()
+	job := &swapJob{kind: kind, requested: oldPlan.From, spec: old.fromSpec, hash: old.fromHash, fromID: c.current.ID,
+		fromSlot: c.activeSlot(), fromURL: c.upstream, fromHash: c.hash, fromSpec: c.spec.Clone(), newID: old.fromID,
+		startedAt: now, routedBack: make(chan struct{})}
+	plan := statestore.SwapPlan{ID: newSwapID(), Challenge: c.spec.Name, Phase: phaseDraining, From: c.rec.Version, To: oldPlan.From,
+		Delta: versionDelta(c.rec.Version, oldPlan.From), FromSlot: job.fromSlot, ToSlot: old.fromSlot, ToContainerID: old.fromID,
+		CutOver: true, StartedAt: now, UpdatedAt: now}
+	job.plan.Store(&plan)
+	sr := c.rec.Slots[old.fromSlot]
+	sr.ContainerID, sr.Version = old.fromID, oldPlan.From
+	started := statestore.Event{Type: "swap_started", Challenge: c.spec.Name, Version: plan.From, From: plan.From, To: plan.To,
+		Phase: phaseDraining, Message: fmt.Sprintf("%s %s → %s (%s): routed back to the draining container", kind, plan.From, plan.To, plan.ID)}
+	cut := statestore.Event{Type: "swap_phase", Challenge: c.spec.Name, ContainerID: old.fromID, Version: plan.To,
+		Phase: phaseDraining, From: plan.From, To: plan.To, Message: "swap " + plan.ID + ": cut over to " + plan.To}
+	if err := c.cutOver(job, plan, old.fromSlot, sr, ct, started, cut); err != nil {
+		// Nothing changed: the old container keeps draining to its stop.
+		c.log.Error().Err(err).Msg("route back to the draining container")
+		return swapReply{err: err}
+	}
+	c.lastSwap = job
+	c.swapsRunning.Add(1)
+	go func() {
+		defer c.swapsRunning.Done()
+		c.retireOld(ctx, job)
+		select {
+		case c.swapMsgs <- msgSwapDone{job: job}:
+		case <-ctx.Done():
+		}
+	}()
+	return swapReply{id: plan.ID, from: plan.From, to: plan.To}
 }
 
 // onSwapDone records how a swap ended and schedules removal of the kept
 // previous container.
 func (c *challenge) onSwapDone(ctx context.Context, m msgSwapDone) {
-	if c.swap != m.job {
-		return
+	switch m.job {
+	case c.swap:
+		c.swap = nil
+	case c.draining:
+		c.draining = nil
+	default:
+		return // a rollback routed back to its old container and took over
 	}
-	c.swap = nil
 	plan := m.job.snapshot()
 	ev := statestore.Event{Type: "swap_completed", Challenge: c.spec.Name, From: plan.From, To: plan.To, Phase: phaseCompleted,
 		Message: fmt.Sprintf("swap %s: %s → %s completed in %s", plan.ID, plan.From, plan.To, c.clock.Now().Sub(m.job.startedAt).Round(time.Millisecond))}
@@ -573,11 +774,14 @@ func (c *challenge) onSwapDone(ctx context.Context, m msgSwapDone) {
 	c.metrics.swaps.WithLabelValues(c.spec.Name, result).Inc()
 	c.metrics.swapDuration.WithLabelValues(c.spec.Name).Observe(c.clock.Now().Sub(m.job.startedAt).Seconds())
 	m.job.plan.Store(&plan)
+	if m.job.cutOver.Load() && m.job.previous != "" {
+		c.keepPrevious(m.job.previous, c.spec.Update.KeepPrevious)
+	}
 	if err := c.closeSwapRecord(ev); err != nil {
 		c.log.Error().Err(err).Msg("persist end of swap")
 	}
-	if m.job.cutOver.Load() && m.job.previous != "" {
-		c.keepPrevious(m.job.previous, c.spec.Update.KeepPrevious)
+	if c.keepTimer == nil {
+		c.armKept()
 	}
 	c.publish()
 	if next := c.pendingSpec; next != nil {
@@ -594,7 +798,7 @@ func (c *challenge) applySpec(ctx context.Context, spec configs.Challenge) {
 		return
 	}
 	c.rec.DesiredVersion = ""
-	if c.swap != nil {
+	if c.swap != nil || c.draining != nil || c.recoverTimer != nil {
 		c.pendingSpec = &spec
 		return
 	}
@@ -611,32 +815,106 @@ func (c *challenge) applySpec(ctx context.Context, spec configs.Challenge) {
 	}
 }
 
-// keepPrevious removes the stopped previous container after keep.
+// keepPrevious records id as the kept previous container, due for removal
+// after keep; the caller persists the record.
 func (c *challenge) keepPrevious(id string, keep time.Duration) {
+	c.rec.Kept = &statestore.KeptContainer{ContainerID: id, RemoveAt: c.clock.Now().Add(keep)}
+	c.keepAttempt = 0
+	c.armKeep(keep)
+}
+
+// armKept arms the removal of the kept previous container, if any, for
+// when it is due.
+func (c *challenge) armKept() {
+	if k := c.rec.Kept; k != nil {
+		c.armKeep(max(0, k.RemoveAt.Sub(c.clock.Now())))
+	}
+}
+
+func (c *challenge) armKeep(d time.Duration) {
 	if c.keepTimer != nil {
 		c.keepTimer.Stop()
 	}
-	c.keepID = id
-	c.keepTimer = c.clock.NewTimer(keep)
+	c.keepTimer = c.clock.NewTimer(d)
 }
 
+// cleanupBackoff paces retries of a failed stop or remove of a container
+// that should no longer run or exist.
+var cleanupBackoff = supervisor.Backoff{Initial: time.Second, Max: time.Minute, Multiplier: 2, Jitter: 0.2}
+
+// removePrevious removes the kept previous container once it is due; a
+// failed removal is retried with backoff.
 func (c *challenge) removePrevious(ctx context.Context) {
-	c.keepTimer = nil
-	id := c.keepID
-	c.keepID = ""
-	if id == "" || (c.current != nil && c.current.ID == id) || (c.swap != nil) {
+	kept := c.rec.Kept
+	if kept == nil {
+		return
+	}
+	if !c.recovered || c.swap != nil {
+		// An interrupted swap is settled first, and a running swap may be
+		// starting the kept container again for a rollback; each re-arms
+		// the removal when it ends.
+		return
+	}
+	id := kept.ContainerID
+	if c.inUse(id) {
+		c.rec.Kept = nil
+		c.persist()
 		return
 	}
 	if err := c.engine.Remove(ctx, id); err != nil {
-		c.log.Warn().Err(err).Msg("remove previous container")
+		c.keepAttempt++
+		delay := cleanupBackoff.Delay(c.keepAttempt, c.rand())
+		c.log.Warn().Err(err).Str(fieldContainerID, shortID(id)).Str("retry_in", delay.Round(time.Millisecond).String()).
+			Msg("remove previous container; will retry")
+		c.armKeep(delay)
 		return
 	}
+	c.keepAttempt = 0
+	c.rec.Kept = nil
 	for slot, rec := range c.rec.Slots {
 		if rec.ContainerID == id && slot != c.activeSlot() {
 			delete(c.rec.Slots, slot)
 		}
 	}
 	c.persist()
+}
+
+// inUse says whether id serves or is about to: the active container, or a
+// draining swap's old container.
+func (c *challenge) inUse(id string) bool {
+	return (c.current != nil && c.current.ID == id) || c.rec.Slots[c.activeSlot()].ContainerID == id ||
+		(c.draining != nil && c.draining.fromID == id)
+}
+
+// retryRecovery settles an interrupted swap, and retries with backoff while
+// its stop or remove fails: an old version must not run on until the next
+// bring-up, which for an adopted container may never come.
+func (c *challenge) retryRecovery(ctx context.Context) {
+	c.recovered = c.recoverSwap(ctx)
+	if c.recovered {
+		c.recoverTries = 0
+		c.armKept()
+		if next := c.pendingSpec; next != nil && c.swap == nil && c.draining == nil {
+			c.pendingSpec = nil
+			c.applySpec(ctx, *next)
+		} else if c.pendingSwap && c.current != nil && c.lifecycle == Running {
+			c.pendingSwap = false
+			if r := c.startSwap(ctx, c.spec.Version, swapConfig); r.err != nil {
+				c.log.Error().Err(r.err).Msg("swap to the changed config entry")
+			}
+		}
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	c.recoverTries++
+	delay := cleanupBackoff.Delay(c.recoverTries, c.rand())
+	c.log.Warn().Str("retry_in", delay.Round(time.Millisecond).String()).Msg("interrupted swap not settled; will retry")
+	if c.recoverTimer != nil {
+		c.recoverTimer.Stop()
+	}
+	c.recoverTimer = c.clock.NewTimer(delay)
 }
 
 // recoverSwap settles a swap interrupted by a berth crash: before the
@@ -676,11 +954,15 @@ func (c *challenge) recoverSwap(ctx context.Context) bool {
 	return c.closeSwapRecord(ev) == nil
 }
 
-// closeSwapRecord deletes the swap plan and records how the swap ended, in
-// one transaction, and logs that once.
+// closeSwapRecord deletes the swap plan and records how the swap ended,
+// with the runtime record (the kept previous container), in one
+// transaction, and logs that once.
 func (c *challenge) closeSwapRecord(ev statestore.Event) error {
 	err := c.store.Update(func(tx *statestore.Tx) error {
 		if err := tx.DeleteSwap(c.spec.Name); err != nil {
+			return err
+		}
+		if err := tx.PutRuntime(c.rec); err != nil {
 			return err
 		}
 		saved, err := tx.AppendEvent(ev)

@@ -57,6 +57,15 @@ type RuntimeRecord struct {
 	StartedAt      time.Time   `json:"started_at"`
 	HealthySince   time.Time   `json:"healthy_since"`
 	UpdatedAt      time.Time   `json:"updated_at"`
+	// Kept is the stopped previous version kept for a fast rollback until
+	// its removal is due; recorded so that a berth restart still removes it.
+	Kept *KeptContainer `json:"kept,omitempty"`
+}
+
+// KeptContainer is a stopped previous version and when it is due for removal.
+type KeptContainer struct {
+	ContainerID string    `json:"container_id"`
+	RemoveAt    time.Time `json:"remove_at"`
 }
 
 // Event is one entry of the event log. Seq is assigned by the store.

@@ -57,6 +57,9 @@ func (tx *Tx) PutSwap(p SwapPlan) error {
 // DeleteSwap removes a challenge's plan; a missing plan is not an error.
 func (tx *Tx) DeleteSwap(name string) error { return tx.del(swapKey(name)) }
 
+// ListSwaps returns every persisted plan, in challenge name order.
+func (s *Store) ListSwaps() ([]SwapPlan, error) { return list[SwapPlan](s, prefixSwap) }
+
 // GetSwap reads a challenge's plan.
 func (s *Store) GetSwap(name string) (p SwapPlan, ok bool, err error) {
 	err = s.view(func(txn *badger.Txn) error {
