@@ -22,8 +22,6 @@ type (
 	msgContainerList struct{ containers []docker.Container }
 	// msgRestart asks for a restart now; it also clears a give-up.
 	msgRestart struct{ reply chan error }
-	// msgSpec carries a changed spec from a reload or the API.
-	msgSpec struct{ spec configs.Challenge }
 )
 
 // slotA is the slot a challenge's first container runs in; a swap starts the
@@ -145,6 +143,11 @@ func (c *challenge) Serve(ctx context.Context) error {
 			c.onProbe(ctx, r)
 		case msg := <-c.handle.inbox:
 			c.onMessage(ctx, msg)
+		case <-c.handle.specReady:
+			if spec, ok := c.handle.takeSpec(); ok {
+				c.applySpec(ctx, spec)
+				c.publish()
+			}
 		case msg := <-c.swapMsgs:
 			switch m := msg.(type) {
 			case msgCutOver:
@@ -325,8 +328,6 @@ func (c *challenge) onMessage(ctx context.Context, msg any) {
 	case msgRestart:
 		m.reply <- nil
 		c.operatorRestart(ctx)
-	case msgSpec:
-		c.applySpec(ctx, m.spec)
 	case msgSwap:
 		version := m.version
 		if m.kind == swapRollback {
