@@ -269,25 +269,30 @@ func (a *adminAPI) restartChallenge(w http.ResponseWriter, r *http.Request) erro
 	if h == nil {
 		return apiErr(http.StatusNotFound, "unknown_challenge", "no challenge named "+quote(name))
 	}
-	reply := make(chan error, 1)
-	select {
-	case h.inbox <- msgRestart{reply: reply}:
-	case <-r.Context().Done():
-		return apiErr(http.StatusServiceUnavailable, "busy", "challenge "+name+" did not accept the request")
-	case <-time.After(10 * time.Second):
-		return apiErr(http.StatusServiceUnavailable, "busy", "challenge "+name+" is busy; try again")
+	m := msgRestart{reply: make(chan error, 1), ticket: newTicket()}
+	err, busy := askOwner(r.Context(), h, m, m.ticket, m.reply)
+	if busy != nil {
+		return ownerBusy(name)
 	}
-	select {
-	case err := <-reply:
-		if err != nil {
-			return apiErr(http.StatusConflict, "conflict", err.Error())
-		}
-	case <-time.After(30 * time.Second):
-		return apiErr(http.StatusServiceUnavailable, "busy", "challenge "+name+" is busy; try again")
+	if err != nil {
+		return apiErr(http.StatusConflict, "conflict", err.Error())
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"name": name, "status": "restarting"})
 	return nil
 }
+
+// ownerBusy answers a request its challenge's owner did not take in time;
+// the request was withdrawn and will not run.
+func ownerBusy(name string) *APIError {
+	return apiErr(http.StatusServiceUnavailable, "busy", "challenge "+name+" is busy; nothing was done; try again")
+}
+
+// How long an API request waits for a challenge's owner to take a request
+// into its inbox, and then to answer it. Tests shorten them.
+var (
+	ownerAcceptTimeout = 10 * time.Second
+	ownerReplyTimeout  = 30 * time.Second
+)
 
 // apiWriteTimeout bounds writing one admin API response.
 const apiWriteTimeout = time.Minute
@@ -380,17 +385,10 @@ func (a *adminAPI) requestSwap(w http.ResponseWriter, r *http.Request, m msgSwap
 	if h == nil {
 		return apiErr(http.StatusNotFound, "unknown_challenge", "no challenge named "+quote(name))
 	}
-	m.reply = make(chan swapReply, 1)
-	select {
-	case h.inbox <- m:
-	case <-time.After(10 * time.Second):
-		return apiErr(http.StatusServiceUnavailable, "busy", "challenge "+name+" is busy; try again")
-	}
-	var rep swapReply
-	select {
-	case rep = <-m.reply:
-	case <-time.After(30 * time.Second):
-		return apiErr(http.StatusServiceUnavailable, "busy", "challenge "+name+" is busy; try again")
+	m.reply, m.ticket = make(chan swapReply, 1), newTicket()
+	rep, busy := askOwner(r.Context(), h, m, m.ticket, m.reply)
+	if busy != nil {
+		return ownerBusy(name)
 	}
 	switch {
 	case errors.Is(rep.err, errBadVersion):

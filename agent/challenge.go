@@ -20,8 +20,12 @@ type (
 	msgContainerEvent struct{ ev docker.Event }
 	// msgContainerList is the engine's full list of the challenge's containers.
 	msgContainerList struct{ containers []docker.Container }
-	// msgRestart asks for a restart now; it also clears a give-up.
-	msgRestart struct{ reply chan error }
+	// msgRestart asks for a restart now; it also clears a give-up. A
+	// withdrawn ticket means the requester was told nothing happened.
+	msgRestart struct {
+		reply  chan error
+		ticket *ticket
+	}
 )
 
 // slotA is the slot a challenge's first container runs in; a swap starts the
@@ -326,9 +330,15 @@ func (c *challenge) onMessage(ctx context.Context, msg any) {
 			c.checkContainer(ctx)
 		}
 	case msgRestart:
+		if !m.ticket.take() {
+			return
+		}
 		m.reply <- nil
 		c.operatorRestart(ctx)
 	case msgSwap:
+		if !m.ticket.take() {
+			return
+		}
 		version := m.version
 		if m.kind == swapRollback {
 			version = c.rec.PreviousVersion

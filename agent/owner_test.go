@@ -2,6 +2,11 @@ package agent
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,4 +107,125 @@ func TestSpecUpdateSurvivesFullInbox(t *testing.T) {
 	waitStatus(t, h, "the updated spec (image example.test/two) to be applied", func(st *ChallengeStatus) bool {
 		return st.Image == "example.test/two"
 	})
+}
+
+// shortOwnerTimeouts makes API requests give up on a busy owner quickly.
+func shortOwnerTimeouts(tb testing.TB, accept, reply time.Duration) {
+	tb.Helper()
+	oldAccept, oldReply := ownerAcceptTimeout, ownerReplyTimeout
+	ownerAcceptTimeout, ownerReplyTimeout = accept, reply
+	tb.Cleanup(func() { ownerAcceptTimeout, ownerReplyTimeout = oldAccept, oldReply })
+}
+
+// newOwnerAPI serves the admin API over the fixture's directory and store.
+func newOwnerAPI(tb testing.TB, f *ownerFixture) *httptest.Server {
+	tb.Helper()
+	api := &adminAPI{dir: f.dir, store: f.store, log: zerolog.Nop(), started: time.Now()}
+	srv := httptest.NewServer(api.routes())
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+// settle waits until the owner has handled everything queued before now:
+// the inbox is FIFO, so the answer to a later request proves it.
+func settle(tb testing.TB, h *challengeHandle) {
+	tb.Helper()
+	m := msgSwap{kind: swapRollback, reply: make(chan swapReply, 1)}
+	select {
+	case h.inbox <- m:
+	case <-time.After(5 * time.Second):
+		tb.Fatal("owner does not take messages")
+	}
+	select {
+	case <-m.reply:
+	case <-time.After(5 * time.Second):
+		tb.Fatal("owner does not answer")
+	}
+}
+
+func eventTypes(tb testing.TB, store *statestore.Store, challenge string) []string {
+	tb.Helper()
+	evs, err := store.Events(statestore.EventQuery{Challenge: challenge})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out []string
+	for _, ev := range evs {
+		out = append(out, ev.Type)
+	}
+	return out
+}
+
+// A request answered "busy; try again" must not run later anyway: the
+// operator would retry and get two restarts (or two swaps).
+func TestBusyRestartDoesNotRunLater(t *testing.T) {
+	shortOwnerTimeouts(t, 100*time.Millisecond, 100*time.Millisecond)
+	f := newOwnerFixture(t)
+	h := newChallengeHandle("busy")
+	f.dir.put(h)
+	srv := newOwnerAPI(t, f)
+
+	// The owner is not running yet: it is busy past the API's patience.
+	resp, body := doRequest(t, http.MethodPost, srv.URL+"/v1/challenges/busy/restart", nil, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"busy"`) {
+		t.Fatalf("restart of a busy challenge = %d %s, want 503 busy", resp.StatusCode, body)
+	}
+
+	f.run(t, h, testSpec("busy", "example.test/busy"))
+	settle(t, h)
+	for _, typ := range eventTypes(t, f.store, "busy") {
+		if typ == "restarting" {
+			t.Fatalf("the restart answered 503 busy ran later anyway (events %v)", eventTypes(t, f.store, "busy"))
+		}
+	}
+	if st := h.status.Load(); st.Restarts != 0 {
+		t.Fatalf("restarts = %d after a request answered busy, want 0", st.Restarts)
+	}
+}
+
+func TestBusySwapDoesNotRunLater(t *testing.T) {
+	shortOwnerTimeouts(t, 100*time.Millisecond, 100*time.Millisecond)
+	f := newOwnerFixture(t)
+	h := newChallengeHandle("busy")
+	f.dir.put(h)
+	srv := newOwnerAPI(t, f)
+	resp, body := doRequest(t, http.MethodPost, srv.URL+"/v1/challenges/busy/swap", strings.NewReader(`{"version":"1.1.0"}`),
+		http.Header{"Content-Type": {"application/json"}})
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"busy"`) {
+		t.Fatalf("swap of a busy challenge = %d %s, want 503 busy", resp.StatusCode, body)
+	}
+	// The withdrawn request is still queued; the owner must skip it, not
+	// answer it (an answer would mean it acted).
+	queued := <-h.inbox
+	m, ok := queued.(msgSwap)
+	if !ok {
+		t.Fatalf("queued %T, want msgSwap", queued)
+	}
+	f.run(t, h, testSpec("busy", "example.test/busy"))
+	h.inbox <- m
+	settle(t, h)
+	select {
+	case rep := <-m.reply:
+		t.Fatalf("owner acted on a withdrawn swap request: %+v", rep)
+	default:
+	}
+}
+
+func TestTicketTakeOrWithdrawExactlyOnce(t *testing.T) {
+	for range 200 {
+		tk := newTicket()
+		var took, withdrew atomic.Bool
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); took.Store(tk.take()) }()
+		go func() { defer wg.Done(); withdrew.Store(tk.withdraw()) }()
+		wg.Wait()
+		if took.Load() == withdrew.Load() {
+			t.Fatalf("take %v, withdraw %v: exactly one must win", took.Load(), withdrew.Load())
+		}
+	}
+	var none *ticket
+	if !none.take() || none.withdraw() {
+		t.Error("a nil ticket must always be taken and never withdrawn")
+	}
 }
