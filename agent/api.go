@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -51,6 +52,7 @@ type adminAPI struct {
 	ready       func() (bool, map[string]string)
 	health      func() healthReport
 	started     time.Time
+	follows     atomic.Int64 // follow streams open, at most maxFollowStreams
 }
 
 func (a *adminAPI) routes() http.Handler {
@@ -205,6 +207,11 @@ func (a *adminAPI) events(w http.ResponseWriter, r *http.Request) error {
 	challenge := q.Get("challenge")
 	var sub *statestore.Subscription
 	if follow {
+		release, err := a.startFollow(w)
+		if err != nil {
+			return err
+		}
+		defer release()
 		// Subscribe before reading history so nothing falls in between.
 		sub = a.store.Subscribe(256)
 		defer sub.Close()
@@ -224,11 +231,10 @@ func (a *adminAPI) events(w http.ResponseWriter, r *http.Request) error {
 	if !follow {
 		return nil
 	}
-	flusher, _ := w.(http.Flusher)
-	if flusher != nil {
-		flusher.Flush()
+	rc := http.NewResponseController(w)
+	if followWrite(rc) != nil {
+		return nil
 	}
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	for {
 		select {
 		case <-r.Context().Done():
@@ -248,15 +254,18 @@ func (a *adminAPI) events(w http.ResponseWriter, r *http.Request) error {
 					return nil
 				}
 			}
+			_ = rc.SetWriteDeadline(time.Now().Add(followWriteTimeout))
 			for _, e := range batch {
 				last = e.Seq
 				if challenge != "" && e.Challenge != challenge {
 					continue
 				}
-				_ = enc.Encode(e)
+				if enc.Encode(e) != nil {
+					return nil // the client is gone or stopped reading
+				}
 			}
-			if flusher != nil {
-				flusher.Flush()
+			if followWrite(rc) != nil {
+				return nil
 			}
 		}
 	}
@@ -294,6 +303,33 @@ var (
 	ownerReplyTimeout  = 30 * time.Second
 )
 
+// Follow streams (events and logs with follow=true) hold a connection and a
+// goroutine each for as long as the client stays. At most maxFollowStreams
+// run at once; a client must accept each write within followWriteTimeout.
+var (
+	maxFollowStreams   = 64
+	followWriteTimeout = time.Minute
+)
+
+// startFollow takes one of the maxFollowStreams slots for a follow stream,
+// or answers 429. The caller must call release when the stream ends.
+func (a *adminAPI) startFollow(w http.ResponseWriter) (release func(), err error) {
+	if n := a.follows.Add(1); n > int64(maxFollowStreams) {
+		a.follows.Add(-1)
+		w.Header().Set("Retry-After", "5")
+		return nil, apiErr(http.StatusTooManyRequests, "too_many_streams",
+			fmt.Sprintf("%d follow streams are open, the most berth serves at once; close one or try again later", maxFollowStreams))
+	}
+	return func() { a.follows.Add(-1) }, nil
+}
+
+// followWrite flushes a follow stream, giving the client
+// followWriteTimeout to take it.
+func followWrite(rc *http.ResponseController) error {
+	_ = rc.SetWriteDeadline(time.Now().Add(followWriteTimeout))
+	return rc.Flush()
+}
+
 // apiWriteTimeout bounds writing one admin API response.
 const apiWriteTimeout = time.Minute
 
@@ -327,6 +363,13 @@ func (a *adminAPI) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	if id == "" {
 		return apiErr(http.StatusConflict, "no_container", "challenge "+name+" has no container")
 	}
+	if opts.Follow {
+		release, err := a.startFollow(w)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	rc, err := a.engine.Logs(r.Context(), id, opts)
 	if err != nil {
 		if errors.Is(err, docker.ErrNotFound) {
@@ -337,19 +380,20 @@ func (a *adminAPI) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	defer rc.Close()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
-	if opts.Follow {
-		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
-	}
-	flusher, _ := w.(http.Flusher)
+	wc := http.NewResponseController(w)
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := rc.Read(buf)
 		if n > 0 {
+			if opts.Follow {
+				// Each write gets its own deadline; waiting for output does not count.
+				_ = wc.SetWriteDeadline(time.Now().Add(followWriteTimeout))
+			}
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return nil
 			}
-			if flusher != nil {
-				flusher.Flush()
+			if wc.Flush() != nil {
+				return nil
 			}
 		}
 		if err != nil {
