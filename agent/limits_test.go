@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"berth/docker"
 	"berth/statestore"
 )
 
@@ -269,5 +270,49 @@ func TestProxyTimeoutsSpareSlowUpstreams(t *testing.T) {
 		if err != nil || string(got) != "started done payload" {
 			t.Fatalf("request %d: body %q, err %v", i, got, err)
 		}
+	}
+}
+
+// blockingLogs answers Logs with output that never ends until ctx does.
+type blockingLogs struct{ Engine }
+
+func (blockingLogs) Logs(ctx context.Context, _ string, opts docker.LogOptions) (io.ReadCloser, error) {
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = pw.Write([]byte("hello\n"))
+		if !opts.Follow {
+			pw.Close()
+			return
+		}
+		<-ctx.Done()
+		pw.CloseWithError(ctx.Err())
+	}()
+	return pr, nil
+}
+
+func TestAPILogFollowsShareTheStreamCap(t *testing.T) {
+	setFollowLimits(t, 1, time.Minute)
+	f := newOwnerFixture(t)
+	h := newChallengeHandle("web")
+	h.status.Store(&ChallengeStatus{Name: "web", State: Running, ContainerID: "abc"})
+	f.dir.put(h)
+	api := &adminAPI{dir: f.dir, store: f.store, engine: blockingLogs{}, log: zerolog.Nop(), started: time.Now()}
+	srv := newTestServer(t, api.routes())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/challenges/web/logs?follow=true", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("first log follow: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+
+	r2, body := doRequest(t, http.MethodGet, srv.URL+"/v1/events?follow=true", nil, nil)
+	checkJSONError(t, r2, body, http.StatusTooManyRequests, "too_many_streams")
+	r3, body := doRequest(t, http.MethodGet, srv.URL+"/v1/challenges/web/logs?follow=true", nil, nil)
+	checkJSONError(t, r3, body, http.StatusTooManyRequests, "too_many_streams")
+	if r4, body := doRequest(t, http.MethodGet, srv.URL+"/v1/challenges/web/logs", nil, nil); r4.StatusCode != http.StatusOK || string(body) != "hello\n" {
+		t.Fatalf("logs without follow while streams are full = %d %q", r4.StatusCode, body)
 	}
 }
