@@ -83,8 +83,10 @@ func Open(dir string, opts Options) (*Store, error) {
 
 // valueThreshold is the value size from which Badger keeps values in its
 // value log rather than in the LSM tree (and the largest value the in-memory
-// store accepts). Snapshot chunks are this size.
-const valueThreshold = 256 << 10
+// store accepts); it is Badger's default, pinned here because snapshot
+// chunks are sized by it. A transaction may carry at most 15% of the
+// memtable (1.2 MiB) inline, so one value below the threshold fits.
+const valueThreshold = 1 << 20
 
 // badgerOptions sizes Badger for berth's data, which is a few hundred
 // records and a bounded log: small memtables and caches keep RSS low.

@@ -37,10 +37,10 @@ const SnapshotsKept = 5
 
 // snapChunkBytes is the size of the raw chunks a snapshot's bytes are stored
 // in on disk. It equals the store's value threshold: full chunks live in
-// Badger's value log, so a 16 MiB snapshot neither exceeds Badger's value
-// limit nor its transaction size. The in-memory store (tests) has no value
-// log and takes chunks one byte smaller, so it holds snapshots up to about
-// 1 MiB.
+// Badger's value log and only the last, shorter one inline, so a 16 MiB
+// snapshot exceeds neither Badger's value limit nor its transaction size.
+// The in-memory store (tests) has no value log and takes chunks one byte
+// smaller, so it holds snapshots up to about 1 MiB.
 const snapChunkBytes = valueThreshold
 
 // maxSnapChunks bounds the chunk count a record may claim.

@@ -138,3 +138,35 @@ func TestOversizedRecordErrorCarriesNoData(t *testing.T) {
 		t.Errorf("error echoes stored data: %.300s", err)
 	}
 }
+
+// The last chunk of a snapshot is stored inline: the largest one, with the
+// oldest snapshots trimmed in the same transaction, must still fit.
+func TestSnapshotWorstCaseSizesFit(t *testing.T) {
+	s := openStore(t, t.TempDir(), Options{})
+	base := time.Unix(1700000000, 0)
+	sizes := []int{MaxSnapshotBytes, MaxSnapshotBytes - 1, snapChunkBytes - 1, snapChunkBytes, snapChunkBytes + 1, MaxSnapshotBytes - 1, MaxSnapshotBytes, 0, MaxSnapshotBytes - 1}
+	for i, n := range sizes {
+		if _, err := s.PutSnapshot(Snapshot{Challenge: "c", Version: fmt.Sprint(i), Data: snapshotPattern(n), Created: base.Add(time.Duration(i) * time.Second)}); err != nil {
+			t.Fatalf("PutSnapshot(%d bytes) #%d: %.300s", n, i, err)
+		}
+		got, ok, err := s.LatestSnapshot("c")
+		if err != nil || !ok || got.Version != fmt.Sprint(i) || len(got.Data) != n {
+			t.Fatalf("after #%d (%d bytes): LatestSnapshot version %q, %d bytes, ok %v, err %v", i, n, got.Version, len(got.Data), ok, err)
+		}
+	}
+	keys := 0
+	if err := s.Update(func(tx *Tx) error {
+		k, err := tx.keys(prefixSnapData)
+		keys = len(k)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, n := range sizes[len(sizes)-SnapshotsKept:] {
+		want += (n + snapChunkBytes - 1) / snapChunkBytes
+	}
+	if keys != want {
+		t.Errorf("%d chunk records stored, want %d (trimmed snapshots must take their chunks along)", keys, want)
+	}
+}
