@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"berth/docker"
@@ -136,9 +137,11 @@ func TestProxyInflightPrunedAtZero(t *testing.T) {
 	}
 }
 
-// serveProxy runs the stable endpoint as berth does, on a real listener.
+// serveProxy runs the stable endpoint as berth does, on a real listener
+// and with its metrics.
 func serveProxy(tb testing.TB, p *proxy) string {
 	tb.Helper()
+	p.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "test_proxy_requests_total"}, []string{"challenge", "code"})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)

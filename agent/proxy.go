@@ -227,6 +227,9 @@ func (w *idleWriter) FlushError() error {
 	return w.rc.Flush()
 }
 
+// Flush serves wrappers that only know http.Flusher.
+func (w *idleWriter) Flush() { _ = w.FlushError() }
+
 func (w *idleWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // setEscapedPath keeps escapes like %2F exactly as the client sent them.
@@ -276,9 +279,7 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 }
 
 func (s *statusRecorder) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+	_ = http.NewResponseController(s.ResponseWriter).Flush()
 }
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
