@@ -52,10 +52,15 @@ type adminAPI struct {
 	ready       func() (bool, map[string]string)
 	health      func() healthReport
 	started     time.Time
-	follows     atomic.Int64 // follow streams open, at most maxFollowStreams
+	follows     atomic.Int64 // follow streams open, at most maxFollows
+	// Follow stream limits, taken from maxFollowStreams and
+	// followWriteTimeout when routes builds the handler.
+	maxFollows  int
+	followWrite time.Duration
 }
 
 func (a *adminAPI) routes() http.Handler {
+	a.maxFollows, a.followWrite = maxFollowStreams, followWriteTimeout
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -232,7 +237,7 @@ func (a *adminAPI) events(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	rc := http.NewResponseController(w)
-	if followWrite(rc) != nil {
+	if a.flushFollow(rc) != nil {
 		return nil
 	}
 	for {
@@ -254,7 +259,7 @@ func (a *adminAPI) events(w http.ResponseWriter, r *http.Request) error {
 					return nil
 				}
 			}
-			_ = rc.SetWriteDeadline(time.Now().Add(followWriteTimeout))
+			_ = rc.SetWriteDeadline(time.Now().Add(a.followWrite))
 			for _, e := range batch {
 				last = e.Seq
 				if challenge != "" && e.Challenge != challenge {
@@ -264,7 +269,7 @@ func (a *adminAPI) events(w http.ResponseWriter, r *http.Request) error {
 					return nil // the client is gone or stopped reading
 				}
 			}
-			if followWrite(rc) != nil {
+			if a.flushFollow(rc) != nil {
 				return nil
 			}
 		}
@@ -314,19 +319,19 @@ var (
 // startFollow takes one of the maxFollowStreams slots for a follow stream,
 // or answers 429. The caller must call release when the stream ends.
 func (a *adminAPI) startFollow(w http.ResponseWriter) (release func(), err error) {
-	if n := a.follows.Add(1); n > int64(maxFollowStreams) {
+	if n := a.follows.Add(1); n > int64(a.maxFollows) {
 		a.follows.Add(-1)
 		w.Header().Set("Retry-After", "5")
 		return nil, apiErr(http.StatusTooManyRequests, "too_many_streams",
-			fmt.Sprintf("%d follow streams are open, the most berth serves at once; close one or try again later", maxFollowStreams))
+			fmt.Sprintf("%d follow streams are open, the most berth serves at once; close one or try again later", a.maxFollows))
 	}
 	return func() { a.follows.Add(-1) }, nil
 }
 
-// followWrite flushes a follow stream, giving the client
-// followWriteTimeout to take it.
-func followWrite(rc *http.ResponseController) error {
-	_ = rc.SetWriteDeadline(time.Now().Add(followWriteTimeout))
+// flushFollow flushes a follow stream, giving the client a.followWrite to
+// take it.
+func (a *adminAPI) flushFollow(rc *http.ResponseController) error {
+	_ = rc.SetWriteDeadline(time.Now().Add(a.followWrite))
 	return rc.Flush()
 }
 
@@ -387,7 +392,7 @@ func (a *adminAPI) containerLogs(w http.ResponseWriter, r *http.Request) error {
 		if n > 0 {
 			if opts.Follow {
 				// Each write gets its own deadline; waiting for output does not count.
-				_ = wc.SetWriteDeadline(time.Now().Add(followWriteTimeout))
+				_ = wc.SetWriteDeadline(time.Now().Add(a.followWrite))
 			}
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return nil

@@ -319,3 +319,53 @@ func TestAPILogFollowsShareTheStreamCap(t *testing.T) {
 		t.Fatalf("logs without follow while streams are full = %d %q", r4.StatusCode, body)
 	}
 }
+
+// An upgraded connection (WebSocket) is the client's and the challenge's:
+// none of the per-request client timeouts may cut it.
+func TestProxyUpgradedConnectionOutlivesClientTimeouts(t *testing.T) {
+	setProxyTimeouts(t, 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond)
+	up := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "echo" {
+			http.Error(w, "want upgrade", http.StatusBadRequest)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		_ = brw.Flush()
+		for {
+			line, err := brw.ReadString('\n')
+			if err != nil {
+				return
+			}
+			_, _ = brw.WriteString("echo " + line)
+			_ = brw.Flush()
+		}
+	}))
+	dir := &directory{}
+	putChallenge(dir, "web", up.URL, HealthHealthy)
+	addr := serveProxy(t, newProxy(dir, zerolog.Nop()))
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "GET /web/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	for i := range 3 {
+		time.Sleep(400 * time.Millisecond) // idle past every client timeout
+		fmt.Fprintf(conn, "ping %d\n", i)
+		line, err := br.ReadString('\n')
+		if err != nil || line != fmt.Sprintf("echo ping %d\n", i) {
+			t.Fatalf("message %d over the upgraded connection: %q, %v", i, line, err)
+		}
+	}
+}

@@ -33,13 +33,15 @@ var (
 // proxy is the stable endpoint: /<challenge>/<rest> goes to the challenge's
 // active container as /<rest>, so callers never track containers.
 type proxy struct {
-	dir        *directory
-	log        zerolog.Logger
-	reverse    *httputil.ReverseProxy
-	transport  *http.Transport
-	inflight   inflightCounts
-	requests   *prometheus.CounterVec
-	lastErrLog atomic.Int64 // unix nanos of the last upstream error logged
+	dir       *directory
+	log       zerolog.Logger
+	reverse   *httputil.ReverseProxy
+	transport *http.Transport
+	inflight  inflightCounts
+	// Client-side bounds, from proxyBodyIdleTimeout and proxyWriteIdleTimeout.
+	bodyIdle, writeIdle time.Duration
+	requests            *prometheus.CounterVec
+	lastErrLog          atomic.Int64 // unix nanos of the last upstream error logged
 }
 
 // InFlight is how many proxied requests an upstream is serving now; a swap
@@ -100,7 +102,7 @@ func newProxy(dir *directory, log zerolog.Logger) *proxy {
 		ExpectContinueTimeout: time.Second,
 		// No response timeout: challenge evaluations may legitimately run for an hour.
 	}
-	p := &proxy{dir: dir, log: log, transport: transport}
+	p := &proxy{dir: dir, log: log, transport: transport, bodyIdle: proxyBodyIdleTimeout, writeIdle: proxyWriteIdleTimeout}
 	p.reverse = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			rt := r.In.Context().Value(routeKey{}).(route)
@@ -128,7 +130,7 @@ func newProxy(dir *directory, log zerolog.Logger) *proxy {
 }
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	iw, r := boundClient(w, r)
+	iw, r := p.boundClient(w, r)
 	// The server writes the end of the response after ServeHTTP returns,
 	// maybe long after the last write: give the client time for it.
 	defer iw.arm()
@@ -172,28 +174,29 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // boundClient bounds every wait on the client of one proxied request: each
-// pause in its request body (proxyBodyIdleTimeout) and each write of the
-// response (proxyWriteIdleTimeout). Waiting on the challenge is not bounded.
-func boundClient(w http.ResponseWriter, r *http.Request) (*idleWriter, *http.Request) {
+// pause in its request body (bodyIdle) and each write of the response
+// (writeIdle). Waiting on the challenge is not bounded.
+func (p *proxy) boundClient(w http.ResponseWriter, r *http.Request) (*idleWriter, *http.Request) {
 	rc := http.NewResponseController(w)
 	// A keep-alive connection may carry the last request's write deadline.
 	_ = rc.SetWriteDeadline(time.Time{})
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = &idleBody{ReadCloser: r.Body, rc: rc}
+		r.Body = &idleBody{ReadCloser: r.Body, rc: rc, idle: p.bodyIdle}
 	}
-	return &idleWriter{ResponseWriter: w, rc: rc}, r
+	return &idleWriter{ResponseWriter: w, rc: rc, idle: p.writeIdle}, r
 }
 
-// idleBody fails a request body read that waits longer than
-// proxyBodyIdleTimeout for the client. The deadline is lifted once the body
+// idleBody fails a request body read that waits longer than idle for the
+// client. The deadline is lifted once the body
 // is done, so nothing cuts the request while the challenge works on it.
 type idleBody struct {
 	io.ReadCloser
-	rc *http.ResponseController
+	rc   *http.ResponseController
+	idle time.Duration
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
-	_ = b.rc.SetReadDeadline(time.Now().Add(proxyBodyIdleTimeout))
+	_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
 	n, err := b.ReadCloser.Read(p)
 	if err == io.EOF {
 		// A failed read keeps its deadline: the server must not wait for
@@ -203,14 +206,15 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// idleWriter gives the client proxyWriteIdleTimeout to accept each write;
+// idleWriter gives the client idle to accept each write;
 // time spent waiting for the challenge between writes does not count.
 type idleWriter struct {
 	http.ResponseWriter
-	rc *http.ResponseController
+	rc   *http.ResponseController
+	idle time.Duration
 }
 
-func (w *idleWriter) arm() { _ = w.rc.SetWriteDeadline(time.Now().Add(proxyWriteIdleTimeout)) }
+func (w *idleWriter) arm() { _ = w.rc.SetWriteDeadline(time.Now().Add(w.idle)) }
 
 func (w *idleWriter) WriteHeader(code int) {
 	w.arm()
