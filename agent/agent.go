@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -192,7 +193,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		{"checkpointer", a.checkpoints},
 		{"alerts", newAlerter(a.cfg.Agent, a.store, a.clock, a.log)}, // returns at once without agent.alerts.webhook_url
 		{"admin-api", &httpService{name: "admin api", listener: a.apiListener, handler: api.routes(), log: a.log}},
-		{"proxy", &httpService{name: "proxy", listener: a.proxyListener, handler: a.proxy, log: a.log, longRequests: true, grace: 30 * time.Second}},
+		{"proxy", &httpService{name: "proxy", listener: a.proxyListener, handler: a.proxy, log: a.log, longRequests: true, grace: 30 * time.Second,
+			readHeaderTimeout: proxyReadHeaderTimeout, idleTimeout: proxyIdleTimeout}},
 		{"reconciler", supervisor.ServiceFunc(func(ctx context.Context) error { return a.reconcile(ctx, root) })},
 		{"orphan-reaper", &orphanReaper{agentID: a.cfg.Agent.ID, engine: a.engine, store: a.store, dir: a.dir, clock: a.clock,
 			grace: a.cfg.Agent.OrphanGrace, log: a.log.With().Str(fieldComponent, "orphans").Logger(), ready: a.reconciled.Load}},
@@ -352,13 +354,15 @@ type httpService struct {
 	log          zerolog.Logger
 	longRequests bool          // proxied requests may run long; no write timeout
 	grace        time.Duration // how long shutdown lets requests finish (default 5s)
+	// Client-side timeouts; zero means 10s for the header and 2m idle.
+	readHeaderTimeout, idleTimeout time.Duration
 }
 
 func (s *httpService) Serve(ctx context.Context) error {
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: cmp.Or(s.readHeaderTimeout, 10*time.Second),
+		IdleTimeout:       cmp.Or(s.idleTimeout, 2*time.Minute),
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          nil,
 	}

@@ -235,6 +235,8 @@ func (a *alerter) admit(ev statestore.Event, queue chan<- alertPayload) {
 			Uint64("dropped", a.dropped.Load()).Msg("alert queue full (webhook slow or down); alert dropped")
 		return
 	}
+	// Messages may quote container output; chat clients render what they get.
+	ev.Message, ev.Error = Printable(ev.Message, true), Printable(ev.Error, true)
 	p := alertPayload{
 		Agent: a.agentID, Type: ev.Type, Challenge: ev.Challenge, Message: ev.Message, Error: ev.Error,
 		Seq: ev.Seq, Time: ev.Time, Suppressed: lim.take(k, now), Event: ev,

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -51,9 +52,15 @@ type adminAPI struct {
 	ready       func() (bool, map[string]string)
 	health      func() healthReport
 	started     time.Time
+	follows     atomic.Int64 // follow streams open, at most maxFollows
+	// Follow stream limits, taken from maxFollowStreams and
+	// followWriteTimeout when routes builds the handler.
+	maxFollows  int
+	followWrite time.Duration
 }
 
 func (a *adminAPI) routes() http.Handler {
+	a.maxFollows, a.followWrite = maxFollowStreams, followWriteTimeout
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -209,6 +216,11 @@ func (a *adminAPI) events(w http.ResponseWriter, r *http.Request) error {
 	challenge := q.Get("challenge")
 	var sub *statestore.Subscription
 	if follow {
+		release, err := a.startFollow(w)
+		if err != nil {
+			return err
+		}
+		defer release()
 		// Subscribe before reading history so nothing falls in between.
 		sub = a.store.Subscribe(256)
 		defer sub.Close()
@@ -228,11 +240,10 @@ func (a *adminAPI) events(w http.ResponseWriter, r *http.Request) error {
 	if !follow {
 		return nil
 	}
-	flusher, _ := w.(http.Flusher)
-	if flusher != nil {
-		flusher.Flush()
+	rc := http.NewResponseController(w)
+	if a.flushFollow(rc) != nil {
+		return nil
 	}
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	for {
 		select {
 		case <-r.Context().Done():
@@ -252,15 +263,18 @@ func (a *adminAPI) events(w http.ResponseWriter, r *http.Request) error {
 					return nil
 				}
 			}
+			_ = rc.SetWriteDeadline(time.Now().Add(a.followWrite))
 			for _, e := range batch {
 				last = e.Seq
 				if challenge != "" && e.Challenge != challenge {
 					continue
 				}
-				_ = enc.Encode(e)
+				if enc.Encode(e) != nil {
+					return nil // the client is gone or stopped reading
+				}
 			}
-			if flusher != nil {
-				flusher.Flush()
+			if a.flushFollow(rc) != nil {
+				return nil
 			}
 		}
 	}
@@ -273,24 +287,56 @@ func (a *adminAPI) restartChallenge(w http.ResponseWriter, r *http.Request) erro
 	if h == nil {
 		return apiErr(http.StatusNotFound, "unknown_challenge", "no challenge named "+quote(name))
 	}
-	reply := make(chan error, 1)
-	select {
-	case h.inbox <- msgRestart{reply: reply}:
-	case <-r.Context().Done():
-		return apiErr(http.StatusServiceUnavailable, "busy", "challenge "+name+" did not accept the request")
-	case <-time.After(10 * time.Second):
-		return apiErr(http.StatusServiceUnavailable, "busy", "challenge "+name+" is busy; try again")
+	m := msgRestart{reply: make(chan error, 1), ticket: newTicket()}
+	err, busy := askOwner(r.Context(), h, m, m.ticket, m.reply)
+	if busy != nil {
+		return ownerBusy(name)
 	}
-	select {
-	case err := <-reply:
-		if err != nil {
-			return apiErr(http.StatusConflict, "conflict", err.Error())
-		}
-	case <-time.After(30 * time.Second):
-		return apiErr(http.StatusServiceUnavailable, "busy", "challenge "+name+" is busy; try again")
+	if err != nil {
+		return apiErr(http.StatusConflict, "conflict", err.Error())
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"name": name, "status": "restarting"})
 	return nil
+}
+
+// ownerBusy answers a request its challenge's owner did not take in time;
+// the request was withdrawn and will not run.
+func ownerBusy(name string) *APIError {
+	return apiErr(http.StatusServiceUnavailable, "busy", "challenge "+name+" is busy; nothing was done; try again")
+}
+
+// How long an API request waits for a challenge's owner to take a request
+// into its inbox, and then to answer it. Tests shorten them.
+var (
+	ownerAcceptTimeout = 10 * time.Second
+	ownerReplyTimeout  = 30 * time.Second
+)
+
+// Follow streams (events and logs with follow=true) hold a connection and a
+// goroutine each for as long as the client stays. At most maxFollowStreams
+// run at once; a client must accept each write within followWriteTimeout.
+var (
+	maxFollowStreams   = 64
+	followWriteTimeout = time.Minute
+)
+
+// startFollow takes one of the maxFollowStreams slots for a follow stream,
+// or answers 429. The caller must call release when the stream ends.
+func (a *adminAPI) startFollow(w http.ResponseWriter) (release func(), err error) {
+	if n := a.follows.Add(1); n > int64(a.maxFollows) {
+		a.follows.Add(-1)
+		w.Header().Set("Retry-After", "5")
+		return nil, apiErr(http.StatusTooManyRequests, "too_many_streams",
+			fmt.Sprintf("%d follow streams are open, the most berth serves at once; close one or try again later", a.maxFollows))
+	}
+	return func() { a.follows.Add(-1) }, nil
+}
+
+// flushFollow flushes a follow stream, giving the client a.followWrite to
+// take it.
+func (a *adminAPI) flushFollow(rc *http.ResponseController) error {
+	_ = rc.SetWriteDeadline(time.Now().Add(a.followWrite))
+	return rc.Flush()
 }
 
 // apiWriteTimeout bounds writing one admin API response.
@@ -326,6 +372,13 @@ func (a *adminAPI) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	if id == "" {
 		return apiErr(http.StatusConflict, "no_container", "challenge "+name+" has no container")
 	}
+	if opts.Follow {
+		release, err := a.startFollow(w)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	rc, err := a.engine.Logs(r.Context(), id, opts)
 	if err != nil {
 		if errors.Is(err, docker.ErrNotFound) {
@@ -336,19 +389,20 @@ func (a *adminAPI) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	defer rc.Close()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
-	if opts.Follow {
-		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
-	}
-	flusher, _ := w.(http.Flusher)
+	wc := http.NewResponseController(w)
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := rc.Read(buf)
 		if n > 0 {
+			if opts.Follow {
+				// Each write gets its own deadline; waiting for output does not count.
+				_ = wc.SetWriteDeadline(time.Now().Add(a.followWrite))
+			}
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return nil
 			}
-			if flusher != nil {
-				flusher.Flush()
+			if wc.Flush() != nil {
+				return nil
 			}
 		}
 		if err != nil {
@@ -384,17 +438,10 @@ func (a *adminAPI) requestSwap(w http.ResponseWriter, r *http.Request, m msgSwap
 	if h == nil {
 		return apiErr(http.StatusNotFound, "unknown_challenge", "no challenge named "+quote(name))
 	}
-	m.reply = make(chan swapReply, 1)
-	select {
-	case h.inbox <- m:
-	case <-time.After(10 * time.Second):
-		return apiErr(http.StatusServiceUnavailable, "busy", "challenge "+name+" is busy; try again")
-	}
-	var rep swapReply
-	select {
-	case rep = <-m.reply:
-	case <-time.After(30 * time.Second):
-		return apiErr(http.StatusServiceUnavailable, "busy", "challenge "+name+" is busy; try again")
+	m.reply, m.ticket = make(chan swapReply, 1), newTicket()
+	rep, busy := askOwner(r.Context(), h, m, m.ticket, m.reply)
+	if busy != nil {
+		return ownerBusy(name)
 	}
 	switch {
 	case errors.Is(rep.err, errBadVersion):

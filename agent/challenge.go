@@ -20,10 +20,12 @@ type (
 	msgContainerEvent struct{ ev docker.Event }
 	// msgContainerList is the engine's full list of the challenge's containers.
 	msgContainerList struct{ containers []docker.Container }
-	// msgRestart asks for a restart now; it also clears a give-up.
-	msgRestart struct{ reply chan error }
-	// msgSpec carries a changed spec from a reload or the API.
-	msgSpec struct{ spec configs.Challenge }
+	// msgRestart asks for a restart now; it also clears a give-up. A
+	// withdrawn ticket means the requester was told nothing happened.
+	msgRestart struct {
+		reply  chan error
+		ticket *ticket
+	}
 )
 
 // slotA is the slot a challenge's first container runs in; a swap starts the
@@ -154,6 +156,11 @@ func (c *challenge) Serve(ctx context.Context) error {
 			c.onProbe(ctx, r)
 		case msg := <-c.handle.inbox:
 			c.onMessage(ctx, msg)
+		case <-c.handle.specReady:
+			if spec, ok := c.handle.takeSpec(); ok {
+				c.applySpec(ctx, spec)
+				c.publish()
+			}
 		case msg := <-c.swapMsgs:
 			switch m := msg.(type) {
 			case msgCutOver:
@@ -341,11 +348,15 @@ func (c *challenge) onMessage(ctx context.Context, msg any) {
 			c.checkContainer(ctx)
 		}
 	case msgRestart:
+		if !m.ticket.take() {
+			return
+		}
 		m.reply <- nil
 		c.operatorRestart(ctx)
-	case msgSpec:
-		c.applySpec(ctx, m.spec)
 	case msgSwap:
+		if !m.ticket.take() {
+			return
+		}
 		version := m.version
 		if m.kind == swapRollback {
 			version = c.rec.PreviousVersion

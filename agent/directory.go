@@ -4,24 +4,60 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+
+	"berth/configs"
 )
 
 // challengeHandle is how the rest of berth reaches one challenge's goroutine:
-// messages go in through inbox, the latest status comes out through status.
+// messages go in through inbox, spec changes through a latest-value slot,
+// the latest status comes out through status.
 type challengeHandle struct {
 	name   string
 	inbox  chan any
 	status atomic.Pointer[ChallengeStatus]
+
+	// specMu guards spec, the newest spec the reconciler wants applied and
+	// the owner has not taken yet. A newer spec replaces an unread one, so
+	// the slot never fills and the latest spec is never lost to a busy inbox.
+	specMu    sync.Mutex
+	spec      *configs.Challenge
+	specReady chan struct{} // capacity 1: "spec holds something"
 }
 
 func newChallengeHandle(name string) *challengeHandle {
-	h := &challengeHandle{name: name, inbox: make(chan any, 64)}
+	h := &challengeHandle{name: name, inbox: make(chan any, 64), specReady: make(chan struct{}, 1)}
 	h.status.Store(&ChallengeStatus{Name: name, State: Registered, Health: HealthUnknown})
 	return h
 }
 
+// setSpec hands the owner a changed spec. It never blocks and never drops
+// the latest spec.
+func (h *challengeHandle) setSpec(spec configs.Challenge) {
+	h.specMu.Lock()
+	h.spec = &spec
+	h.specMu.Unlock()
+	select {
+	case h.specReady <- struct{}{}:
+	default: // already signalled; the owner will read the newest spec
+	}
+}
+
+// takeSpec returns the pending spec, if any, and empties the slot. Only the
+// owner calls it, after a value on specReady.
+func (h *challengeHandle) takeSpec() (configs.Challenge, bool) {
+	h.specMu.Lock()
+	defer h.specMu.Unlock()
+	if h.spec == nil {
+		return configs.Challenge{}, false
+	}
+	spec := *h.spec
+	h.spec = nil
+	return spec, true
+}
+
 // send delivers a hint without blocking; a full inbox drops it, and the
-// periodic re-list delivers the engine's truth again.
+// periodic re-list delivers the engine's truth again. Spec changes do not
+// go this way: see setSpec.
 func (h *challengeHandle) send(msg any) bool {
 	select {
 	case h.inbox <- msg:

@@ -146,10 +146,11 @@ func jsonStatus(body []byte) (string, bool) {
 	return *doc.Status, true
 }
 
+// snippet is the start of a probe body as one printable line.
 func snippet(b []byte) string {
-	s := strings.TrimSpace(string(b))
+	s := strings.TrimSpace(Printable(string(b), false))
 	if len(s) > 200 {
-		s = s[:200] + "…"
+		s = strings.ToValidUTF8(s[:200], "") + "…"
 	}
 	return s
 }

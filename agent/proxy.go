@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -18,25 +19,67 @@ import (
 	"github.com/rs/zerolog"
 )
 
+// Timeouts for the stable endpoint's client side. There is no limit on a
+// whole request: an evaluation may take an hour. Instead each step that
+// waits on the client is bounded: sending the request header, every pause
+// while sending the request body, and accepting every write of the response.
+var (
+	proxyReadHeaderTimeout = 10 * time.Second
+	proxyIdleTimeout       = 2 * time.Minute
+	proxyBodyIdleTimeout   = time.Minute
+	proxyWriteIdleTimeout  = time.Minute
+)
+
 // proxy is the stable endpoint: /<challenge>/<rest> goes to the challenge's
 // active container as /<rest>, so callers never track containers.
 type proxy struct {
-	dir        *directory
-	log        zerolog.Logger
-	reverse    *httputil.ReverseProxy
-	transport  *http.Transport
-	inflight   sync.Map // upstream URL → *atomic.Int64, requests being served
-	requests   *prometheus.CounterVec
-	lastErrLog atomic.Int64 // unix nanos of the last upstream error logged
+	dir       *directory
+	log       zerolog.Logger
+	reverse   *httputil.ReverseProxy
+	transport *http.Transport
+	inflight  inflightCounts
+	// Client-side bounds, from proxyBodyIdleTimeout and proxyWriteIdleTimeout.
+	bodyIdle, writeIdle time.Duration
+	requests            *prometheus.CounterVec
+	lastErrLog          atomic.Int64 // unix nanos of the last upstream error logged
 }
 
 // InFlight is how many proxied requests an upstream is serving now; a swap
 // drains the old container until this reaches zero.
-func (p *proxy) InFlight(upstream string) int64 {
-	if n, ok := p.inflight.Load(upstream); ok {
-		return n.(*atomic.Int64).Load()
+func (p *proxy) InFlight(upstream string) int64 { return p.inflight.get(upstream) }
+
+// inflightCounts counts proxied requests in progress per upstream URL. An
+// entry goes when its count reaches zero, so upstreams of containers long
+// replaced do not pile up.
+type inflightCounts struct {
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+func (c *inflightCounts) add(upstream string, d int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.m[upstream] + d
+	if n > 0 {
+		if c.m == nil {
+			c.m = map[string]int64{}
+		}
+		c.m[upstream] = n
+		return
 	}
-	return 0
+	delete(c.m, upstream)
+}
+
+func (c *inflightCounts) get(upstream string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[upstream]
+}
+
+func (c *inflightCounts) size() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
 }
 
 // CloseIdle drops idle keep-alive connections, so a drained container is
@@ -59,7 +102,7 @@ func newProxy(dir *directory, log zerolog.Logger) *proxy {
 		ExpectContinueTimeout: time.Second,
 		// No response timeout: challenge evaluations may legitimately run for an hour.
 	}
-	p := &proxy{dir: dir, log: log, transport: transport}
+	p := &proxy{dir: dir, log: log, transport: transport, bodyIdle: proxyBodyIdleTimeout, writeIdle: proxyWriteIdleTimeout}
 	p.reverse = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			rt := r.In.Context().Value(routeKey{}).(route)
@@ -87,6 +130,11 @@ func newProxy(dir *directory, log zerolog.Logger) *proxy {
 }
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	iw, r := p.boundClient(w, r)
+	// The server writes the end of the response after ServeHTTP returns,
+	// maybe long after the last write: give the client time for it.
+	defer iw.arm()
+	w = iw
 	name, rest := splitChallengePath(r.URL.EscapedPath())
 	if p.requests != nil {
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
@@ -115,10 +163,8 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadGateway, "upstream_error", "bad upstream address", 0)
 		return
 	}
-	counter, _ := p.inflight.LoadOrStore(st.Upstream, new(atomic.Int64))
-	n := counter.(*atomic.Int64)
-	n.Add(1)
-	defer n.Add(-1)
+	p.inflight.add(st.Upstream, 1)
+	defer p.inflight.add(st.Upstream, -1)
 	out := r.Clone(context.WithValue(r.Context(), routeKey{}, route{challenge: name, target: target}))
 	if err := setEscapedPath(out.URL, rest); err != nil {
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "bad request path", 0)
@@ -126,6 +172,69 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.reverse.ServeHTTP(w, out)
 }
+
+// boundClient bounds every wait on the client of one proxied request: each
+// pause in its request body (bodyIdle) and each write of the response
+// (writeIdle). Waiting on the challenge is not bounded.
+func (p *proxy) boundClient(w http.ResponseWriter, r *http.Request) (*idleWriter, *http.Request) {
+	rc := http.NewResponseController(w)
+	// A keep-alive connection may carry the last request's write deadline.
+	_ = rc.SetWriteDeadline(time.Time{})
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &idleBody{ReadCloser: r.Body, rc: rc, idle: p.bodyIdle}
+	}
+	return &idleWriter{ResponseWriter: w, rc: rc, idle: p.writeIdle}, r
+}
+
+// idleBody fails a request body read that waits longer than idle for the
+// client. The deadline is lifted once the body
+// is done, so nothing cuts the request while the challenge works on it.
+type idleBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		// A failed read keeps its deadline: the server must not wait for
+		// the rest of that body either.
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// idleWriter gives the client idle to accept each write;
+// time spent waiting for the challenge between writes does not count.
+type idleWriter struct {
+	http.ResponseWriter
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (w *idleWriter) arm() { _ = w.rc.SetWriteDeadline(time.Now().Add(w.idle)) }
+
+func (w *idleWriter) WriteHeader(code int) {
+	w.arm()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *idleWriter) Write(b []byte) (int, error) {
+	w.arm()
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *idleWriter) FlushError() error {
+	w.arm()
+	return w.rc.Flush()
+}
+
+// Flush serves wrappers that only know http.Flusher.
+func (w *idleWriter) Flush() { _ = w.FlushError() }
+
+func (w *idleWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // setEscapedPath keeps escapes like %2F exactly as the client sent them.
 func setEscapedPath(u *url.URL, escaped string) error {
@@ -174,9 +283,7 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 }
 
 func (s *statusRecorder) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+	_ = http.NewResponseController(s.ResponseWriter).Flush()
 }
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -257,6 +258,12 @@ func TestProxyFollowsStatusChanges(t *testing.T) {
 }
 
 func TestProxyStreamsResponses(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { testProxyStreams(t, false) })
+	// As berth runs it: the metrics recorder wraps the client writer.
+	t.Run("with metrics", func(t *testing.T) { testProxyStreams(t, true) })
+}
+
+func testProxyStreams(t *testing.T, withMetrics bool) {
 	release := make(chan struct{})
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
@@ -276,7 +283,11 @@ func TestProxyStreamsResponses(t *testing.T) {
 
 	var dir directory
 	putChallenge(&dir, "svc", up.URL, HealthHealthy)
-	srv := newProxyServer(t, &dir, zerolog.Nop())
+	p := newProxy(&dir, zerolog.Nop())
+	if withMetrics {
+		p.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "test_proxy_requests_total"}, []string{"challenge", "code"})
+	}
+	srv := newTestServer(t, p)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

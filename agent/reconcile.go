@@ -156,7 +156,7 @@ func (r *reconciler) apply(ctx context.Context) (ReloadResult, error) {
 		case old.SpecHash() != spec.SpecHash():
 			r.running[name] = spec
 			if h := r.a.dir.get(name); h != nil {
-				h.send(msgSpec{spec: spec})
+				h.setSpec(spec)
 			}
 			res.Updated = append(res.Updated, name)
 		}

@@ -99,7 +99,7 @@ func (c *challenge) lastOutput(ctx context.Context, id string) string {
 	}
 	defer rc.Close()
 	b, _ := io.ReadAll(io.LimitReader(rc, maxExitOutput))
-	return strings.TrimSpace(strings.ToValidUTF8(string(b), ""))
+	return strings.TrimSpace(Printable(string(b), true))
 }
 
 // operatorRestart restarts now, without backoff, and clears a give-up.

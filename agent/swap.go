@@ -63,6 +63,7 @@ type (
 		version string
 		kind    string
 		reply   chan swapReply
+		ticket  *ticket // withdrawn: the requester was told nothing happened
 	}
 	swapReply struct {
 		id, from, to string

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -396,5 +397,46 @@ func TestLogsDemultiplexes(t *testing.T) {
 	recv(t, done, "a followed log to end after Close")
 	if q := f.requests("/containers/c1/logs")[1].Query; q.Get("tail") != "all" || q.Get("follow") != "1" {
 		t.Errorf("follow query = %v", q)
+	}
+}
+
+// The engine sends only the container actions berth acts on: exec_* and
+// the like would fill the challenges' inboxes for nothing.
+func TestEventsSubscribeOnlyToUsedActions(t *testing.T) {
+	f := newFakeEngine(t)
+	f.on("GET /events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		// An engine that ignores the filter still must not get exec events through.
+		writeLines(w,
+			`{"Type":"container","Action":"exec_create: sh -c true","Actor":{"ID":"c1","Attributes":{}},"timeNano":1700000000000000000}`,
+			`{"Type":"container","Action":"exec_start: sh -c true","Actor":{"ID":"c1","Attributes":{}},"timeNano":1700000000000000000}`,
+			`{"Type":"container","Action":"exec_die","Actor":{"ID":"c1","Attributes":{}},"timeNano":1700000000000000000}`,
+			`{"Type":"container","Action":"die","Actor":{"ID":"c1","Attributes":{"exitCode":"1"}},"timeNano":1700000001000000000}`)
+	})
+	c, _ := f.client(t, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	evs, errs := c.Events(ctx, OwnerLabels("a"))
+	var got []string
+	for ev := range evs {
+		got = append(got, ev.Action)
+	}
+	<-errs
+	if len(got) != 1 || got[0] != "die" {
+		t.Errorf("delivered actions %q, want only die", got)
+	}
+	var filters map[string]map[string]bool
+	if err := json.Unmarshal([]byte(f.requests("/events")[0].Query.Get("filters")), &filters); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"die", "oom", "stop", "kill", "destroy", "start", "health_status"} {
+		if !filters["event"][want] {
+			t.Errorf("events filter %v lacks event=%s", filters["event"], want)
+		}
+	}
+	for action := range filters["event"] {
+		if strings.HasPrefix(action, "exec_") {
+			t.Errorf("events filter subscribes to %s", action)
+		}
 	}
 }

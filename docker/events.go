@@ -20,6 +20,20 @@ type Event struct {
 	Time        time.Time
 }
 
+// EventActions are the container actions Events subscribes to: those that
+// tell berth a container started, stopped or changed health. Exec, attach,
+// copy and the rest are never delivered.
+var EventActions = []string{"start", "die", "oom", "stop", "kill", "destroy", "health_status"}
+
+func wantedAction(action string) bool {
+	for _, a := range EventActions {
+		if a == action {
+			return true
+		}
+	}
+	return false
+}
+
 // Challenge is the challenge label of the container, if any.
 func (e Event) Challenge() string { return e.Labels[LabelChallenge] }
 
@@ -33,6 +47,9 @@ func (c *Client) Events(ctx context.Context, labels map[string]string) (<-chan E
 	for k, v := range labels {
 		args.Add("label", k+"="+v)
 	}
+	for _, a := range EventActions {
+		args.Add("event", a)
+	}
 	msgs, errs := c.api.Events(ctx, events.ListOptions{Filters: args})
 	out := make(chan Event, 64)
 	outErr := make(chan error, 1)
@@ -42,9 +59,13 @@ func (c *Client) Events(ctx context.Context, labels map[string]string) (<-chan E
 		for {
 			select {
 			case m := <-msgs:
+				// health_status arrives as "health_status: healthy"
+				action := strings.SplitN(string(m.Action), ":", 2)[0]
+				if !wantedAction(action) {
+					continue // an engine that ignored the filter
+				}
 				ev := Event{
-					// health_status arrives as "health_status: healthy"
-					Action:      strings.SplitN(string(m.Action), ":", 2)[0],
+					Action:      action,
 					ContainerID: m.Actor.ID,
 					Labels:      m.Actor.Attributes,
 					Time:        time.Unix(0, m.TimeNano),

@@ -105,7 +105,15 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 
 	wb := s.db.NewWriteBatch()
-	err = readBackup(r, wb.Set)
+	set := func(k, v []byte) error {
+		// Badger's in-memory mode has no value log and crashes on a value of
+		// exactly its threshold; refuse instead.
+		if s.inMemory && len(v) >= valueThreshold {
+			return fmt.Errorf("value of %d bytes is too large for an in-memory store", len(v))
+		}
+		return safeErr(wb.Set(k, v))
+	}
+	err = readBackup(r, set)
 	if err == nil {
 		err = wb.Flush()
 	} else {

@@ -96,12 +96,14 @@ const (
 	prefixMeta    = "meta/"
 	prefixSwap    = "swap/"
 	prefixSnap    = "snap/"
+	// prefixSnapData holds snapshot bytes in raw chunks: snapdata/<name>/<ts>/<n>.
+	prefixSnapData = "snapdata/"
 
 	// keyNextSeq survives trimming of the whole log, so seqs are never reused.
 	keyNextSeq = prefixMeta + "next_seq"
 )
 
-var knownPrefixes = []string{prefixSpec, prefixRuntime, prefixEvent, prefixMeta, prefixSwap, prefixSnap}
+var knownPrefixes = []string{prefixSpec, prefixRuntime, prefixEvent, prefixMeta, prefixSwap, prefixSnapData, prefixSnap}
 
 var (
 	// ErrClosed is returned by every operation after Close.
@@ -182,3 +184,31 @@ func decodeEvent(key, val []byte) (Event, error) {
 	}
 	return e, nil
 }
+
+// safeErr keeps only the first line of a Badger error: Badger appends a hex
+// dump of a refused key or value, which is stored data and must not travel
+// into logs, events, API answers or alerts.
+func safeErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	i := strings.IndexByte(msg, '\n')
+	if i < 0 {
+		return err
+	}
+	first := strings.TrimSpace(msg[:i])
+	for _, dump := range []string{" Value:", " Key:"} {
+		first = strings.TrimSuffix(first, dump)
+	}
+	return &cutError{msg: first, err: err}
+}
+
+// cutError is an error whose message was cut; Is and As still see the cause.
+type cutError struct {
+	msg string
+	err error
+}
+
+func (e *cutError) Error() string { return e.msg }
+func (e *cutError) Unwrap() error { return e.err }

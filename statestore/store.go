@@ -24,6 +24,7 @@ type Options struct {
 type Store struct {
 	dir       string
 	maxEvents int
+	inMemory  bool
 
 	// wmu serialises writers (Update, Restore) and guards the seq bookkeeping.
 	wmu     sync.Mutex
@@ -65,6 +66,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	s := &Store{
 		dir:       dir,
 		maxEvents: opts.MaxEvents,
+		inMemory:  opts.InMemory,
 		db:        db,
 		subs:      make(map[*Subscription]struct{}),
 	}
@@ -78,6 +80,13 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// valueThreshold is the value size from which Badger keeps values in its
+// value log rather than in the LSM tree (and the largest value the in-memory
+// store accepts); it is Badger's default, pinned here because snapshot
+// chunks are sized by it. A transaction may carry at most 15% of the
+// memtable (1.2 MiB) inline, so one value below the threshold fits.
+const valueThreshold = 1 << 20
 
 // badgerOptions sizes Badger for berth's data, which is a few hundred
 // records and a bounded log: small memtables and caches keep RSS low.
@@ -94,6 +103,7 @@ func badgerOptions(dir string, inMemory bool) badger.Options {
 		WithNumMemtables(2).
 		WithMemTableSize(8 << 20).
 		WithValueLogFileSize(16 << 20).
+		WithValueThreshold(valueThreshold).
 		WithBaseTableSize(1 << 20).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
@@ -177,7 +187,7 @@ func get(txn *badger.Txn, key []byte, v any) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("read record %q: %w", key, err)
+		return false, fmt.Errorf("read record %q: %w", key, safeErr(err))
 	}
 	if err := item.Value(func(val []byte) error { return decode(key, val, v) }); err != nil {
 		return false, err

@@ -54,7 +54,7 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 		}
 	}
 	if err := tx.txn.Commit(); err != nil {
-		return fmt.Errorf("commit state store transaction: %w", err)
+		return fmt.Errorf("commit state store transaction: %w", safeErr(err))
 	}
 	if len(tx.events) > 0 {
 		if s.evCount == 0 {
@@ -150,7 +150,7 @@ func (tx *Tx) AppendEvent(e Event) (Event, error) {
 		return Event{}, err
 	}
 	if err := tx.txn.Set(key, val); err != nil {
-		return Event{}, fmt.Errorf("append event: %w", err)
+		return Event{}, fmt.Errorf("append event: %w", safeErr(err))
 	}
 	tx.next++
 	tx.events = append(tx.events, e)
@@ -165,8 +165,16 @@ func (tx *Tx) put(key []byte, v any) error {
 	if err != nil {
 		return err
 	}
+	return tx.setRaw(key, val)
+}
+
+// setRaw stores val as is; the error names the key and size, never the value.
+func (tx *Tx) setRaw(key, val []byte) error {
+	if tx.done {
+		return ErrTxDone
+	}
 	if err := tx.txn.Set(key, val); err != nil {
-		return fmt.Errorf("write record %q: %w", key, err)
+		return fmt.Errorf("write record %q (%d bytes): %w", key, len(val), safeErr(err))
 	}
 	return nil
 }
@@ -176,7 +184,7 @@ func (tx *Tx) del(key []byte) error {
 		return ErrTxDone
 	}
 	if err := tx.txn.Delete(key); err != nil {
-		return fmt.Errorf("delete record %q: %w", key, err)
+		return fmt.Errorf("delete record %q: %w", key, safeErr(err))
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"berth/agent"
 )
 
 // challengeView is the subset of the challenge object the CLI prints.
@@ -82,7 +85,7 @@ func takesValue(flagName string) bool {
 }
 
 func fail(stderr io.Writer, err error) int {
-	fmt.Fprintln(stderr, "berth:", err)
+	fmt.Fprintln(stderr, "berth:", agent.Printable(err.Error(), true))
 	return exitFailed
 }
 
@@ -200,7 +203,8 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 		if ev.Error != "" {
 			line += " (" + ev.Error + ")"
 		}
-		fmt.Fprintln(stdout, line)
+		// Messages quote container output: nothing in them may drive the terminal.
+		fmt.Fprintln(stdout, agent.Printable(line, false))
 	}
 	if ctx.Err() != nil {
 		return exitOK
@@ -235,8 +239,30 @@ func cmdLogs(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	defer resp.Body.Close()
-	if _, err := io.Copy(stdout, resp.Body); err != nil && ctx.Err() == nil {
+	if err := copyPrintable(stdout, resp.Body); err != nil && ctx.Err() == nil {
 		return fail(stderr, err)
 	}
 	return exitOK
+}
+
+// copyPrintable copies container output line by line through
+// agent.Printable, keeping newlines and tabs, so the output cannot drive
+// the terminal it is printed on.
+func copyPrintable(w io.Writer, r io.Reader) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(chunk) > 0 {
+			if _, werr := io.WriteString(w, agent.Printable(string(chunk), true)); werr != nil {
+				return werr
+			}
+		}
+		switch {
+		case err == nil, errors.Is(err, bufio.ErrBufferFull):
+		case errors.Is(err, io.EOF):
+			return nil
+		default:
+			return err
+		}
+	}
 }

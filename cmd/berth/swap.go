@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"os"
 	"time"
+
+	"berth/agent"
 )
 
 type swapAnswer struct {
@@ -92,7 +94,8 @@ func waitSwap(c *apiClient, name, id string, timeout time.Duration, stdout, stde
 				if tty {
 					fmt.Fprintln(stdout)
 				}
-				fmt.Fprintf(stderr, "berth: swap %s failed: %s\n", id, ch.Swap.Error)
+				// The error may quote the challenge's own answers.
+				fmt.Fprintf(stderr, "berth: swap %s failed: %s\n", id, agent.Printable(ch.Swap.Error, true))
 				return exitFailed
 			}
 		}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+)
+
+// hostile is container output a challenge controls: terminal escapes
+// (window title, screen clear, colours, 8-bit CSI), a carriage return, a
+// bell and a bidi override.
+const hostile = "\x1b]0;owned\x07\x1b[2Jfirst line \x1b[31mred\x1b[0m\r\nsecond\tline\x07 \u009b31m\u202eevil"
+
+func fakeAPI(tb testing.TB) string {
+	tb.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		_ = json.NewEncoder(w).Encode(map[string]any{"seq": 1, "type": "exited", "challenge": "web",
+			"message": "container exited with code 1; last output: " + hostile, "error": hostile})
+	})
+	mux.HandleFunc("GET /v1/challenges/web/logs", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, hostile+"\n")
+	})
+	mux.HandleFunc("POST /v1/challenges/web/restart", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusConflict)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "cannot: " + hostile, "code": "conflict"})
+	})
+	srv := httptest.NewServer(mux)
+	tb.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// terminalControl names the first rune in s a terminal would act on
+// (newlines and tabs are text).
+func terminalControl(s string) (rune, bool) {
+	if !utf8.ValidString(s) {
+		return utf8.RuneError, true
+	}
+	for _, r := range s {
+		if r == '\n' || r == '\t' {
+			continue
+		}
+		if unicode.IsControl(r) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+			return r, true
+		}
+	}
+	return 0, false
+}
+
+func TestCLIPrintsNoTerminalControls(t *testing.T) {
+	addr := fakeAPI(t)
+	for _, args := range [][]string{
+		{"events", "--addr", addr},
+		{"logs", "web", "--addr", addr},
+		{"restart", "web", "--addr", addr},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			run(args, &stdout, &stderr)
+			for name, out := range map[string]string{"stdout": stdout.String(), "stderr": stderr.String()} {
+				if r, bad := terminalControl(out); bad {
+					t.Errorf("%s carries %U: %q", name, r, out)
+				}
+			}
+			if all := stdout.String() + stderr.String(); !strings.Contains(all, "first line red") {
+				t.Errorf("output lost the readable text: %q", all)
+			}
+		})
+	}
+}
