@@ -127,6 +127,9 @@ type chaosRig struct {
 	requests   []chaosRequest
 	violations []string
 
+	logPhase  map[string]string // challenge → swap phase berth last logged ("" when none)
+	armed     [2]string         // {challenge, phase}: SIGKILL berth as soon as it logs this
+	armHit    bool
 	phaseHits map[string]int // phase seen at a kill → count (all challenges)
 	targetHit map[string]int // targeted phase → times it was seen and killed on
 	targetTry map[string]int
@@ -177,7 +180,7 @@ func TestChaos(t *testing.T) {
 
 	r := &chaosRig{t: t, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), agentID: id, image: reg.Host + "/" + repo,
 		names: []string{"c1", "c2", "c3"}, samples: map[string]chaosSample{}, disrupted: map[string][]window{},
-		openDisrup: map[string]*chaosDisruption{}, phaseHits: map[string]int{}, targetHit: map[string]int{},
+		openDisrup: map[string]*chaosDisruption{}, logPhase: map[string]string{}, phaseHits: map[string]int{}, targetHit: map[string]int{},
 		targetTry: map[string]int{}, actions: map[string]int{}, openSwap: map[string]string{}, swapEnds: map[string]int{}}
 	r.logDir = os.Getenv("CHAOS_LOG_DIR")
 	if r.logDir == "" {
@@ -288,7 +291,9 @@ func (r *chaosRig) startBerth() {
 	go func() { _ = cmd.Wait(); f.Close(); close(done) }()
 	r.mu.Lock()
 	r.proc, r.procDone = cmd, done
+	clear(r.logPhase)
 	r.mu.Unlock()
+	go r.follow(logPath, done)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
@@ -315,20 +320,99 @@ func (r *chaosRig) startBerth() {
 	r.mu.Unlock()
 }
 
-// killBerth SIGKILLs berth and opens a berth-down window.
-func (r *chaosRig) killBerth() {
-	r.mu.Lock()
-	cmd, done, up := r.proc, r.procDone, r.up
-	if up {
-		r.up = false
-		r.downWins = append(r.downWins, window{from: time.Now(), why: "berth down"})
-	}
-	r.mu.Unlock()
-	if cmd == nil {
+// sigkill SIGKILLs berth, opens a berth-down window and counts the swap
+// phase each challenge was in; a no-op when berth is already down. The caller
+// holds r.mu.
+func (r *chaosRig) sigkill() {
+	if !r.up || r.proc == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	<-done
+	_ = r.proc.Process.Signal(syscall.SIGKILL)
+	r.up = false
+	r.downWins = append(r.downWins, window{from: time.Now(), why: "berth down"})
+	r.kills++
+	for _, name := range r.names {
+		p := r.logPhase[name]
+		if p == "" {
+			p = "(no swap)"
+		}
+		r.phaseHits[p]++
+	}
+}
+
+// killBerth SIGKILLs berth (unless the log follower already did) and waits
+// for the process to end.
+func (r *chaosRig) killBerth() {
+	r.mu.Lock()
+	r.sigkill()
+	done := r.procDone
+	r.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
+// follow reads berth's log as it is written and tracks each challenge's swap
+// phase; when the armed phase shows, it kills berth at once.
+func (r *chaosRig) follow(path string, done <-chan struct{}) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var pending []byte
+	buf := make([]byte, 64<<10)
+	for {
+		n, _ := f.Read(buf)
+		if n == 0 {
+			select {
+			case <-done:
+				if n, _ = f.Read(buf); n == 0 {
+					return
+				}
+			case <-time.After(2 * time.Millisecond):
+				continue
+			}
+		}
+		pending = append(pending, buf[:n]...)
+		for {
+			i := slices.Index(pending, '\n')
+			if i < 0 {
+				break
+			}
+			r.logLine(pending[:i])
+			pending = pending[i+1:]
+		}
+	}
+}
+
+func (r *chaosRig) logLine(line []byte) {
+	var l struct {
+		Challenge, Phase, Event, Message string
+	}
+	if json.Unmarshal(line, &l) != nil || l.Challenge == "" {
+		return
+	}
+	phase, ok := "", false
+	switch {
+	case l.Message == "swap phase":
+		phase, ok = l.Phase, true
+	case l.Event == "swap_phase" && strings.Contains(l.Message, "cut over"):
+		phase, ok = "draining", true
+	case l.Event == "swap_completed" || l.Event == "swap_failed" || l.Event == "swap_rolled_back":
+		ok = true
+	}
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.logPhase[l.Challenge] = phase
+	if r.armed[0] == l.Challenge && r.armed[1] == phase && phase != "" {
+		r.armHit = true
+		r.armed = [2]string{}
+		r.sigkill()
+	}
 }
 
 func (r *chaosRig) api(method, path, body string) (int, []byte, error) {
@@ -543,15 +627,28 @@ func (r *chaosRig) iteration(iter int) {
 	default:
 		r.act(iter, r.pick([]string{"swap_good", "swap_slow"}), victim)
 	}
+	r.mu.Lock()
+	r.armHit = false
+	if target != "random" {
+		r.armed = [2]string{victim, target}
+	}
+	r.mu.Unlock()
 	// Background noise on the challenges.
 	kinds := []string{"swap_good", "swap_slow", "swap_bad", "rollback", "kill_container", "reload"}
 	noise := r.rng.IntN(3)
 	killAt := time.Now().Add(time.Duration(500+r.rng.IntN(3500)) * time.Millisecond)
-	var hit string
-	deadline := time.Now().Add(7 * time.Second)
+	if target != "random" {
+		killAt = time.Now().Add(7 * time.Second) // the phase did not show: kill anyway
+	}
 	nextNoise := time.Now().Add(time.Duration(r.rng.IntN(1500)) * time.Millisecond)
 	for {
 		now := time.Now()
+		r.mu.Lock()
+		up := r.up
+		r.mu.Unlock()
+		if !up || now.After(killAt) {
+			break
+		}
 		if noise > 0 && now.After(nextNoise) {
 			noise--
 			name := r.pick(r.names)
@@ -561,36 +658,15 @@ func (r *chaosRig) iteration(iter int) {
 			r.act(iter, r.pick(kinds), name)
 			nextNoise = now.Add(time.Duration(200+r.rng.IntN(1500)) * time.Millisecond)
 		}
-		if target == "random" {
-			if now.After(killAt) {
-				break
-			}
-		} else {
-			s := r.sample(victim)
-			if s.phase == target && s.at.After(now.Add(-2*chaosPollPeriod)) {
-				hit = target
-				break
-			}
-			if now.After(deadline) {
-				break
-			}
-		}
-		time.Sleep(chaosPollPeriod / 5)
+		time.Sleep(5 * time.Millisecond)
 	}
-	r.mu.Lock()
-	for _, name := range r.names {
-		p := r.samples[name].phase
-		if p == "" {
-			p = "(no swap)"
-		}
-		r.phaseHits[p]++
-	}
-	if hit != "" {
-		r.targetHit[hit]++
-	}
-	r.kills++
-	r.mu.Unlock()
 	r.killBerth()
+	r.mu.Lock()
+	if r.armHit {
+		r.targetHit[target]++
+	}
+	r.armed = [2]string{}
+	r.mu.Unlock()
 
 	if r.rng.IntN(3) == 0 {
 		r.downKills++
@@ -898,7 +974,8 @@ func (r *chaosRig) report(runs int, took []time.Duration) {
 	for _, p := range append(slices.Clone(chaosPhases), "(no swap)") {
 		fmt.Fprintf(&b, "%-18s %8d %8d %12d\n", p, r.targetTry[p], r.targetHit[p], r.phaseHits[p])
 	}
-	b.WriteString("(seen at kill counts every challenge at every kill: the phase of its swap in the test's last poll, ≤25 ms before the SIGKILL)\n")
+	b.WriteString("(targeted: iterations that armed a kill on that phase of one challenge; hit: berth was killed as it logged that phase; " +
+		"seen at kill: every challenge at every kill, by the swap phase berth had last logged)\n")
 	fmt.Fprintf(&b, "actions: %v\nswap endings from events: %v\norphan_removed events: %d\n", r.actions, r.swapEnds, r.orphanEvs)
 	r.t.Log(b.String())
 	if len(r.violations) > 0 {
