@@ -127,20 +127,22 @@ type chaosRig struct {
 	requests   []chaosRequest
 	violations []string
 
-	logPhase  map[string]string // challenge → swap phase berth last logged ("" when none)
-	armed     [2]string         // {challenge, phase}: SIGKILL berth as soon as it logs this
-	armHit    bool
-	phaseHits map[string]int // phase seen at a kill → count (all challenges)
-	targetHit map[string]int // targeted phase → times it was seen and killed on
-	targetTry map[string]int
-	kills     int
-	downKills int
-	actions   map[string]int
-	eventSeq  int64
-	openSwap  map[string]string // challenge → version of the swap the event log shows as running
-	swapEnds  map[string]int    // "<kind> → <result>" counts from events
-	orphanEvs int
-	procN     int
+	logPhase    map[string]string // challenge → swap phase berth last logged ("" when none)
+	armed       [2]string         // {challenge, phase}: SIGKILL berth as soon as it logs this
+	armHit      bool
+	phaseHits   map[string]int // phase seen at a kill → count (all challenges)
+	targetHit   map[string]int // targeted phase → times it was seen and killed on
+	targetTry   map[string]int
+	kills       int
+	downKills   int
+	actions     map[string]int
+	eventSeq    int64
+	openSwap    map[string]string // challenge → version of the swap the event log shows as running
+	swapEnds    map[string]int    // "<kind> → <result>" counts from events
+	orphanEvs   int
+	stale       map[string]bool // kept containers already reported
+	phaseOffset int
+	procN       int
 }
 
 type chaosDisruption struct {
@@ -181,7 +183,8 @@ func TestChaos(t *testing.T) {
 	r := &chaosRig{t: t, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), agentID: id, image: reg.Host + "/" + repo,
 		names: []string{"c1", "c2", "c3"}, samples: map[string]chaosSample{}, disrupted: map[string][]window{},
 		openDisrup: map[string]*chaosDisruption{}, logPhase: map[string]string{}, phaseHits: map[string]int{}, targetHit: map[string]int{},
-		targetTry: map[string]int{}, actions: map[string]int{}, openSwap: map[string]string{}, swapEnds: map[string]int{}}
+		targetTry: map[string]int{}, actions: map[string]int{}, openSwap: map[string]string{}, swapEnds: map[string]int{}, stale: map[string]bool{}}
+	r.phaseOffset = r.rng.IntN(len(chaosPhases))
 	r.logDir = os.Getenv("CHAOS_LOG_DIR")
 	if r.logDir == "" {
 		r.logDir = t.TempDir()
@@ -614,7 +617,8 @@ func (r *chaosRig) killServing(name string) {
 
 // iteration is one round of actions, a SIGKILL, a restart and the checks.
 func (r *chaosRig) iteration(iter int) {
-	target := r.pick(chaosPhases)
+	// Targets go round the phases so even a short run covers several.
+	target := chaosPhases[(r.phaseOffset+iter)%len(chaosPhases)]
 	victim := r.pick(r.names)
 	r.targetTry[target]++
 	// The action that makes the targeted phase happen.
@@ -792,15 +796,21 @@ func (r *chaosRig) checkContainers(iter int) {
 				r.violate(iter, "unaccounted running container %s, created %s ago, while the API says %s serves %.12s",
 					desc, age.Round(time.Second), name, v.ContainerID)
 			}
-		default:
-			// A stopped container that is not serving: only a kept previous may be here.
-			ref := c.State.FinishedAt
-			if started.After(ref) {
-				ref = started
+		case c.State.FinishedAt.IsZero():
+			// Created and never started: a swap's new container cut short.
+			if age := now.Sub(c.Created); age > chaosOrphan+3*time.Second && !r.stale[c.ID] {
+				r.stale[c.ID] = true
+				r.violate(iter, "%s: unaccounted container %s created %s ago and never started", name, desc, age.Round(time.Second))
 			}
-			if over := now.Sub(ref); over > chaosKeep+chaosKeepSlack {
-				r.violate(iter, "%s: stopped container %s still present %s after it stopped (keep_previous %s; berth started %s ago)",
-					name, desc, now.Sub(c.State.FinishedAt).Round(time.Second), chaosKeep, now.Sub(started).Round(time.Second))
+		default:
+			// A stopped container that is not serving: only a kept previous
+			// may be here, until keep_previous after it stopped. Berth gets
+			// chaosKeepSlack of its own uptime past that deadline to remove it.
+			deadline := c.State.FinishedAt.Add(chaosKeep)
+			if up := r.uptimeSince(deadline, now); up > chaosKeepSlack && !r.stale[c.ID] {
+				r.stale[c.ID] = true
+				r.violate(iter, "%s: stopped container %s still present %s after it stopped (keep_previous %s; berth has been up %s since the deadline, restarted %s ago)",
+					name, desc, now.Sub(c.State.FinishedAt).Round(time.Second), chaosKeep, up.Round(time.Second), now.Sub(started).Round(time.Second))
 			}
 		}
 	}
@@ -809,6 +819,33 @@ func (r *chaosRig) checkContainers(iter int) {
 			r.violate(iter, "%s: %d running containers, want exactly 1 (%v)", name, n, running[name])
 		}
 	}
+}
+
+// uptimeSince is how long berth was up between from and now.
+func (r *chaosRig) uptimeSince(from, now time.Time) time.Duration {
+	if !from.Before(now) {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	up := now.Sub(from)
+	for _, w := range r.downWins {
+		to := w.to
+		if to.IsZero() {
+			to = now
+		}
+		lo, hi := w.from, to
+		if from.After(lo) {
+			lo = from
+		}
+		if now.Before(hi) {
+			hi = now
+		}
+		if hi.After(lo) {
+			up -= hi.Sub(lo)
+		}
+	}
+	return up
 }
 
 // checkServed compares the API's version with what the stable endpoint serves.
