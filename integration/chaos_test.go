@@ -33,8 +33,20 @@ import (
 //
 //	CHAOS_RUNS=200 go test -tags chaos -run TestChaos -timeout 60m ./integration/ -v
 //
-// CHAOS_SEED fixes the random choices; CHAOS_LOG_DIR keeps every berth
-// process's output there (otherwise a temp dir removed with the test).
+// Invariants, checked after every restart once berth has settled: exactly one
+// running container per challenge, the one the API names, with the API's
+// version, and that is what the stable endpoint serves; any other container is
+// a stopped kept previous, gone once keep_previous has passed; no unaccounted
+// container older than orphan_grace; no swap left in a phase; the orphan
+// reaper never removes a container while its challenge's swap runs; the
+// never-healthy version never answers; no client request fails while berth is
+// up, except on a challenge whose serving container the test killed, until
+// berth serves it again. Requests while berth is down (its proxy dies with it)
+// are counted and reported, not judged.
+//
+// CHAOS_SEED fixes the random choices (timing still varies); CHAOS_LOG_DIR
+// keeps every berth process's output there (otherwise a temp dir removed with
+// the test).
 
 const (
 	chaosGood1      = "1.0.0"
@@ -473,11 +485,7 @@ func (r *chaosRig) list() ([]chaosView, error) {
 	}
 	var out []chaosView
 	if err := json.Unmarshal(b, &out); err != nil {
-		var wrapped struct{ Challenges []chaosView }
-		if err2 := json.Unmarshal(b, &wrapped); err2 != nil {
-			return nil, fmt.Errorf("decode challenges: %v", err)
-		}
-		out = wrapped.Challenges
+		return nil, fmt.Errorf("decode challenges: %w", err)
 	}
 	return out, nil
 }
