@@ -51,7 +51,7 @@ func newOwnerFixture(tb testing.TB) *ownerFixture {
 	return f
 }
 
-func testSpec(name, image string) configs.Challenge {
+func namedSpec(name, image string) configs.Challenge {
 	spec := configs.BuiltinDefaults().NewChallenge()
 	spec.Name, spec.Image, spec.Version = name, image, "1.0.0"
 	return spec
@@ -91,7 +91,7 @@ func waitStatus(tb testing.TB, h *challengeHandle, what string, ok func(*Challen
 // its inbox: the reconciler answers the PUT only once delivery is certain.
 func TestSpecUpdateSurvivesFullInbox(t *testing.T) {
 	f := newOwnerFixture(t)
-	v1, v2 := testSpec("flood", "example.test/one"), testSpec("flood", "example.test/two")
+	v1, v2 := namedSpec("flood", "example.test/one"), namedSpec("flood", "example.test/two")
 	h := newChallengeHandle("flood")
 	f.dir.put(h)
 	for range 1000 {
@@ -171,7 +171,7 @@ func TestBusyRestartDoesNotRunLater(t *testing.T) {
 		t.Fatalf("restart of a busy challenge = %d %s, want 503 busy", resp.StatusCode, body)
 	}
 
-	f.run(t, h, testSpec("busy", "example.test/busy"))
+	f.run(t, h, namedSpec("busy", "example.test/busy"))
 	settle(t, h)
 	for _, typ := range eventTypes(t, f.store, "busy") {
 		if typ == "restarting" {
@@ -201,7 +201,7 @@ func TestBusySwapDoesNotRunLater(t *testing.T) {
 	if !ok {
 		t.Fatalf("queued %T, want msgSwap", queued)
 	}
-	f.run(t, h, testSpec("busy", "example.test/busy"))
+	f.run(t, h, namedSpec("busy", "example.test/busy"))
 	h.inbox <- m
 	settle(t, h)
 	select {

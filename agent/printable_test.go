@@ -65,7 +65,7 @@ func (e logsEngine) Logs(context.Context, string, docker.LogOptions) (io.ReadClo
 func TestExitOutputIsPrintable(t *testing.T) {
 	f := newOwnerFixture(t)
 	f.sh.engine = logsEngine{out: hostileOutput}
-	c := newChallenge(f.sh, newChallengeHandle("out"), testSpec("out", "example.test/out"), false)
+	c := newChallenge(f.sh, newChallengeHandle("out"), namedSpec("out", "example.test/out"), false)
 	got := c.lastOutput(context.Background(), "abc")
 	if r, bad := unprintable(got, true); bad {
 		t.Errorf("last output %q carries %U", got, r)

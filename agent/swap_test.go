@@ -96,7 +96,7 @@ func TestCutOverRecordsUpstreamWithNewPort(t *testing.T) {
 	eventually(t, 5*time.Second, func() bool { return f.status().State == Running }, "not adopted")
 	next := spec.Clone()
 	next.Version, next.Port = "2.0.0", mustAtoi(t, v2.port())
-	f.handle.inbox <- msgSpec{spec: next}
+	f.handle.setSpec(next)
 	eventually(t, 5*time.Second, func() bool { return f.status().Version == "2.0.0" }, "no cut-over to 2.0.0")
 	want := "http://127.0.0.1:" + v2.port()
 	if got := f.status().Upstream; got != want {
