@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"berth/integration/testenv"
+	"berth/internal/loadgen"
 )
 
 // swapYAML is a challenge tuned for swap tests.
@@ -25,10 +26,10 @@ func swapYAML(name, image, version, update string) string {
 `, name, image, version, update)
 }
 
-// startLoad runs testenv.StartLoad until the test ends.
-func startLoad(t testing.TB, base string, short, long int) *testenv.Load {
+// startLoad runs loadgen.StartLoad until the test ends.
+func startLoad(t testing.TB, base string, short, long int) *loadgen.Load {
 	t.Helper()
-	l := testenv.StartLoad(base, short, long)
+	l := loadgen.StartLoad(base, short, long)
 	t.Cleanup(func() { l.Finish() })
 	return l
 }

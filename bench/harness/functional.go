@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"berth/integration/testenv"
+	"berth/internal/loadgen"
 )
 
 const pollEvery = 5 * time.Millisecond
@@ -156,11 +156,11 @@ func autohealHang(ctx context.Context, e *env) (time.Duration, error) {
 }
 
 // loadResult is the swap load's outcome, as the tests see it too.
-type loadResult = testenv.LoadResult
+type loadResult = loadgen.LoadResult
 
 // startLoad is the load the swap tests use too.
-func startLoad(base string, short, long int) *testenv.Load {
-	return testenv.StartLoad(base, short, long)
+func startLoad(base string, short, long int) *loadgen.Load {
+	return loadgen.StartLoad(base, short, long)
 }
 
 // berthSwap swaps challenge name from 1.0.0 to 1.1.0 under load.

@@ -1,4 +1,4 @@
-package testenv
+package loadgen
 
 import (
 	"fmt"
