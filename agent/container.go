@@ -24,7 +24,7 @@ const maxSecretSize = 64 << 10
 
 // bringUp makes the challenge's container run: adopt, start or create it.
 func (c *challenge) bringUp(ctx context.Context) {
-	if c.lifecycle == Failed {
+	if c.lifecycle == Failed && c.recovered {
 		return
 	}
 	if c.dockerUp != nil && !c.dockerUp() {
@@ -32,8 +32,13 @@ func (c *challenge) bringUp(ctx context.Context) {
 		c.armAction(time.Second)
 		return
 	}
+	// An interrupted swap and a kept container are settled even for a
+	// challenge that has given up: they outlive the give-up.
 	if !c.recovered && c.recoverTimer == nil {
 		c.retryRecovery(ctx)
+	}
+	if c.lifecycle == Failed {
+		return
 	}
 	err := c.ensureRunning(ctx)
 	if err == nil && c.pendingSwap && c.recovered {
@@ -128,6 +133,15 @@ func (c *challenge) reuse(ctx context.Context, slot statestore.SlotRecord) (bool
 	}
 	if err != nil {
 		return false, err
+	}
+	if v := docker.ForeignVolume(c.agentID, c.spec.Name, ct); v != "" {
+		// Made before volumes were namespaced: replace it like a changed spec.
+		c.log.Warn().Str(fieldContainerID, shortID(ct.ID)).Str("volume", v).Msg("container mounts a volume outside its namespace; replacing it")
+		slot.SpecHash = ""
+		if s, ok := c.rec.Slots[c.activeSlot()]; ok && s.ContainerID == ct.ID {
+			s.SpecHash = ""
+			c.rec.Slots[c.activeSlot()] = s
+		}
 	}
 	if slot.SpecHash != c.hash && ct.Running {
 		// Serve on with the old spec while a blue-green swap brings in the new.

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"berth/configs"
 	"berth/docker"
 	"berth/statestore"
 )
@@ -122,4 +123,51 @@ func TestKeptPreviousRemovedAfterBerthRestart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A challenge that had given up when berth stopped still removes its kept
+// previous container after the restart.
+func TestKeptPreviousRemovedAfterRestartOfFailedChallenge(t *testing.T) {
+	spec := testSpec()
+	spec.Update.KeepPrevious = 300 * time.Millisecond
+	f := newChallengeFixture(t, nil, nil)
+	v1, v2 := newVersion(t), newVersion(t)
+	f.engine.setPort("2.0.0", v2.port())
+	f.seed(spec, v1)
+	f.start(spec)
+	eventually(t, 5*time.Second, func() bool { return f.status().State == Running }, "not adopted")
+	if r := f.swap(swapRequested, "2.0.0"); r.err != nil {
+		t.Fatal(r.err)
+	}
+	f.waitSwapPhase(phaseCompleted, 5*time.Second)
+	f.stop()
+	rec, _, err := f.store.GetRuntime("web")
+	if err != nil || rec.Kept == nil {
+		t.Fatalf("kept record before the restart: %+v %v", rec.Kept, err)
+	}
+	rec.Lifecycle = string(Failed) // berth had given up on 2.0.0
+	if err := f.store.Update(func(tx *statestore.Tx) error { return tx.PutRuntime(rec) }); err != nil {
+		t.Fatal(err)
+	}
+	f.start(spec)
+	eventually(t, 3*time.Second, func() bool { _, ok := f.engine.get("old01"); return !ok },
+		"kept previous container of a failed challenge still there after a berth restart")
+}
+
+// A container made before volumes were namespaced, mounting a volume of
+// another owner, is not adopted as it is: it is swapped for one that mounts
+// the challenge's own volume.
+func TestAdoptedContainerWithForeignVolumeIsReplaced(t *testing.T) {
+	spec := testSpec()
+	spec.Volumes = []configs.Volume{{Name: "data", Target: "/data"}}
+	f := newChallengeFixture(t, nil, nil)
+	v1 := newVersion(t)
+	ct := f.seed(spec, v1)
+	ct.Volumes = []string{"berth-data"} // berth's own volume in compose
+	f.engine.add(ct)
+	f.start(spec)
+	eventually(t, 5*time.Second, func() bool { st := f.status(); return st.ContainerID != "" && st.ContainerID != "old01" },
+		"the container mounting a foreign volume still serves: %+v", func() any { return *f.status() })
+	eventually(t, 5*time.Second, func() bool { c, _ := f.engine.get("old01"); return !c.Running },
+		"the container mounting a foreign volume still runs")
 }

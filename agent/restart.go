@@ -67,7 +67,6 @@ func (c *challenge) onExit(ctx context.Context, ct docker.Container, inspected b
 		events = append(events, statestore.Event{Type: "health_changed", ContainerID: ct.ID, Health: string(HealthUnhealthy), From: string(before),
 			To: string(HealthUnhealthy), Error: c.tracker.LastError, Message: "health " + string(before) + " → unhealthy"})
 	}
-	plan, restarting := c.planRestart()
 	if !inspected {
 		if got, err := c.engine.Inspect(ctx, ct.ID); err == nil && !got.Running {
 			ct.ExitCode, ct.OOMKilled = got.ExitCode, got.OOMKilled
@@ -79,13 +78,26 @@ func (c *challenge) onExit(ctx context.Context, ct docker.Container, inspected b
 	if ct.OOMKilled {
 		ev.Type, ev.OOM, ev.Message = "oom_killed", true, "container killed: out of memory"
 	}
-	if restarting {
-		c.metrics.restarts.WithLabelValues(c.spec.Name, ev.Type).Inc()
-	}
 	if tail := c.lastOutput(ctx, ct.ID); tail != "" {
 		ev.Message += "; last output: " + tail
 	}
-	c.persist(append(append(events, ev), plan...)...)
+	if c.draining != nil && c.autoRollbackDue(c.clock.Now()) {
+		// The previous version still runs while it drains: route back to it
+		// rather than restart a version that crashed right after the swap.
+		c.persist(append(events, ev)...)
+		if r := c.startSwap(ctx, c.rec.PreviousVersion, swapAutoRollback); r.err == nil {
+			c.log.Warn().Str("to", c.rec.PreviousVersion).Msg("new version exited within rollback_window; rolled back")
+			return
+		}
+		events = nil
+	} else {
+		events = append(events, ev)
+	}
+	plan, restarting := c.planRestart()
+	if restarting {
+		c.metrics.restarts.WithLabelValues(c.spec.Name, ev.Type).Inc()
+	}
+	c.persist(append(events, plan...)...)
 }
 
 // lastOutput returns the end of a container's output for the exit cause,

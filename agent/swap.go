@@ -375,7 +375,8 @@ func handOffAllowed(from, to string, acrossMajor bool) bool {
 func (c *challenge) startInSlot(ctx context.Context, job *swapJob, ref, tag, slot string) (docker.Container, error) {
 	name := docker.ContainerName(c.agentID, job.spec.Name, slot)
 	if old, err := c.engine.Inspect(ctx, name); err == nil {
-		reusable := old.Labels[docker.LabelVersion] == tag && old.Labels[docker.LabelSpecHash] == job.hash && !old.Running
+		reusable := old.Labels[docker.LabelVersion] == tag && old.Labels[docker.LabelSpecHash] == job.hash && !old.Running &&
+			docker.ForeignVolume(c.agentID, job.spec.Name, old) == ""
 		if reusable {
 			if err := c.claimNew(job, old.ID); err != nil {
 				return docker.Container{}, err
@@ -706,8 +707,14 @@ func (c *challenge) routeBack(ctx context.Context, kind string) swapReply {
 	if !old.routeBack() {
 		return swapReply{err: errSwapRunning} // its stop has begun
 	}
+	// The version rolled back from may have exited already (then it has no
+	// current container); its slot still names it.
+	fromID := c.rec.Slots[c.activeSlot()].ContainerID
+	if c.current != nil {
+		fromID = c.current.ID
+	}
 	now := c.clock.Now()
-	job := &swapJob{kind: kind, requested: oldPlan.From, spec: old.fromSpec, hash: old.fromHash, fromID: c.current.ID,
+	job := &swapJob{kind: kind, requested: oldPlan.From, spec: old.fromSpec, hash: old.fromHash, fromID: fromID,
 		fromSlot: c.activeSlot(), fromURL: c.upstream, fromHash: c.hash, fromSpec: c.spec.Clone(), newID: old.fromID,
 		startedAt: now, routedBack: make(chan struct{})}
 	plan := statestore.SwapPlan{ID: newSwapID(), Challenge: c.spec.Name, Phase: phaseDraining, From: c.rec.Version, To: oldPlan.From,
@@ -726,6 +733,16 @@ func (c *challenge) routeBack(ctx context.Context, kind string) swapReply {
 		return swapReply{err: err}
 	}
 	c.lastSwap = job
+	if c.lifecycle != Running {
+		// A restart of the exited version was pending: the rollback replaces it.
+		if c.actionTimer != nil {
+			c.actionTimer.Stop()
+			c.actionTimer = nil
+		}
+		c.lastErr = ""
+		c.setLifecycle(Running)
+		c.persist()
+	}
 	c.swapsRunning.Add(1)
 	go func() {
 		defer c.swapsRunning.Done()

@@ -5,14 +5,19 @@ import (
 	"testing"
 	"time"
 
+	"berth/configs"
+	"berth/docker"
 	"berth/statestore"
 )
 
 // swappedFixture has swapped web from 1.0.0 (container old01) to 2.0.0, and
 // the old container is still draining a request that does not end.
-func swappedFixture(t *testing.T) (f *challengeFixture, v1, v2 *version, newID string) {
+func swappedFixture(t *testing.T, adjust ...func(*configs.Challenge)) (f *challengeFixture, v1, v2 *version, newID string) {
 	t.Helper()
 	spec := testSpec()
+	for _, fn := range adjust {
+		fn(&spec)
+	}
 	f = newChallengeFixture(t, nil, nil)
 	v1, v2 = newVersion(t), newVersion(t)
 	f.engine.setPort("2.0.0", v2.port())
@@ -131,4 +136,51 @@ func TestDrainingOldContainerStopOrRouteBack(t *testing.T) {
 	if !j.routeBack() || j.beginStop() {
 		t.Error("a container a rollback routed back to was stopped")
 	}
+}
+
+// exitContainer marks id exited in the engine and tells the owner, as the
+// engine's die event would.
+func (f *challengeFixture) exitContainer(id string, code int) {
+	f.t.Helper()
+	f.engine.mu.Lock()
+	if ct := f.engine.cts[id]; ct != nil {
+		ct.Running, ct.State, ct.ExitCode = false, "exited", code
+	}
+	f.engine.mu.Unlock()
+	f.handle.inbox <- msgContainerEvent{ev: docker.Event{ContainerID: id, Action: "die", ExitCode: &code}}
+}
+
+// A new version that crashes while the old one drains has no current
+// container; a rollback then still routes back to the draining one.
+func TestManualRollbackAfterNewVersionExitedWhileOldDrains(t *testing.T) {
+	f, _, _, newID := swappedFixture(t, func(c *configs.Challenge) { c.Update.AutoRollback = false })
+	f.engine.failNext("start", 1000) // 2.0.0 never comes back
+	f.engine.failNext("create", 1000)
+	f.exitContainer(newID, 1)
+	eventually(t, 2*time.Second, func() bool { return f.status().State != Running }, "exit of 2.0.0 not noticed")
+	if r := f.swap(swapRollback, ""); r.err != nil {
+		t.Fatalf("rollback after 2.0.0 exited: %v", r.err)
+	}
+	eventually(t, 2*time.Second, func() bool {
+		st := f.status()
+		return st.ContainerID == "old01" && st.Version == "1.0.0" && st.State == Running
+	}, "rollback did not route back to the draining 1.0.0 container: %+v", func() any { return *f.status() })
+	time.Sleep(300 * time.Millisecond) // a pending restart of 2.0.0 would fire now
+	if st := f.status(); st.ContainerID != "old01" || st.State != Running {
+		t.Fatalf("after the rollback: %+v", *st)
+	}
+	if ct, ok := f.engine.get("old01"); !ok || !ct.Running || f.engine.count("stop", "old01") != 0 {
+		t.Fatalf("the container rolled back to: %+v present=%v stops=%d", ct, ok, f.engine.count("stop", "old01"))
+	}
+}
+
+// A new version that crashes within rollback_window while the old one still
+// drains is rolled back, not restart-looped.
+func TestAutoRollbackWhenNewVersionExitsWhileOldDrains(t *testing.T) {
+	f, _, _, newID := swappedFixture(t)
+	f.exitContainer(newID, 3)
+	eventually(t, 2*time.Second, func() bool {
+		st := f.status()
+		return st.ContainerID == "old01" && st.Version == "1.0.0" && st.State == Running
+	}, "2.0.0 exited within rollback_window but 1.0.0 was not routed back: %+v", func() any { return *f.status() })
 }

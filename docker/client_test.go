@@ -100,6 +100,7 @@ func TestInspectMapsEngineState(t *testing.T) {
  "State":{"Status":"exited","Running":false,"ExitCode":137,"OOMKilled":true,
    "StartedAt":"2024-05-01T10:00:00.5Z","FinishedAt":"2024-05-01T10:01:00Z"},
  "Config":{"Image":"127.0.0.1:5000/web:1","Labels":{"io.berth.agent":"a"}},
+ "Mounts":[{"Type":"volume","Name":"berth_a_web_data","Destination":"/data"},{"Type":"tmpfs","Destination":"/tmp"}],
  "NetworkSettings":{
    "Ports":{"8080/tcp":[{"HostIp":"0.0.0.0","HostPort":"1111"},{"HostIp":"127.0.0.1","HostPort":"49153"},{"HostIp":"::","HostPort":"2222"}]},
    "Networks":{"berth-a":{"IPAddress":"172.18.0.2"},"none":{"IPAddress":""}}}}`)
@@ -117,6 +118,9 @@ func TestInspectMapsEngineState(t *testing.T) {
 	}
 	if got.Labels["io.berth.agent"] != "a" {
 		t.Errorf("labels = %v", got.Labels)
+	}
+	if len(got.Volumes) != 1 || got.Volumes[0] != "berth_a_web_data" {
+		t.Errorf("Volumes = %v, want [berth_a_web_data]", got.Volumes)
 	}
 	if len(got.NetworkIPs) != 1 || got.NetworkIPs["berth-a"] != "172.18.0.2" {
 		t.Errorf("NetworkIPs = %v, want only berth-a", got.NetworkIPs)

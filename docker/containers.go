@@ -67,6 +67,8 @@ type Container struct {
 	HostPort string
 	// NetworkIPs maps network name to the container's address on it.
 	NetworkIPs map[string]string
+	// Volumes names the named volumes the container mounts (Inspect only).
+	Volumes []string
 }
 
 // allowedCapAdd lists the only capabilities a container may get back after
@@ -360,6 +362,11 @@ func (c *Client) Inspect(ctx context.Context, idOrName string) (Container, error
 		out.OOMKilled = st.OOMKilled
 		out.StartedAt, _ = time.Parse(time.RFC3339Nano, st.StartedAt)
 		out.FinishedAt, _ = time.Parse(time.RFC3339Nano, st.FinishedAt)
+	}
+	for _, m := range info.Mounts {
+		if m.Type == mount.TypeVolume {
+			out.Volumes = append(out.Volumes, m.Name)
+		}
 	}
 	if ns := info.NetworkSettings; ns != nil {
 		for _, bindings := range ns.Ports {

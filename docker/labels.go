@@ -1,5 +1,7 @@
 package docker
 
+import "strings"
+
 // Label keys berth writes on every object it creates; ownership is decided by
 // these labels plus the container IDs recorded in the state store.
 const (
@@ -28,6 +30,19 @@ func ContainerName(agentID, challenge, slot string) string {
 // names hold no "_", so the name is unambiguous.
 func VolumeName(agentID, challenge, name string) string {
 	return volumePrefix(agentID, challenge) + name
+}
+
+// ForeignVolume returns the first of ct's volumes outside the namespace of
+// agentID's challenge, or "": a container created before volumes were
+// namespaced may mount any volume, and is never reused as it is.
+func ForeignVolume(agentID, challenge string, ct Container) string {
+	prefix := volumePrefix(agentID, challenge)
+	for _, v := range ct.Volumes {
+		if !strings.HasPrefix(v, prefix) || v == prefix {
+			return v
+		}
+	}
+	return ""
 }
 
 func volumePrefix(agentID, challenge string) string {

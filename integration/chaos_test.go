@@ -303,7 +303,23 @@ func (r *chaosRig) startBerth() {
 		r.t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); f.Close(); close(done) }()
+	go func() {
+		err := cmd.Wait()
+		f.Close()
+		r.mu.Lock()
+		if r.up && r.proc == cmd {
+			// Not the test's SIGKILL: berth died by itself.
+			r.up = false
+			r.downWins = append(r.downWins, window{from: time.Now(), why: "berth exited by itself"})
+			tail, _ := os.ReadFile(logPath)
+			if len(tail) > 4096 {
+				tail = tail[len(tail)-4096:]
+			}
+			r.violations = append(r.violations, fmt.Sprintf("berth exited by itself (%v); end of %s:\n%s", err, logPath, tail))
+		}
+		r.mu.Unlock()
+		close(done)
+	}()
 	r.mu.Lock()
 	r.proc, r.procDone = cmd, done
 	clear(r.logPhase)
