@@ -329,10 +329,15 @@ func (c *challenge) retireOld(ctx context.Context, job *swapJob) {
 	if !job.beginStop() {
 		return
 	}
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), job.fromSpec.Restart.StopTimeout+30*time.Second)
+	c.stopPrevious(ctx, job.fromID, job.fromSpec.Restart.StopTimeout)
+}
+
+// stopPrevious stops a drained previous container, even while berth stops.
+func (c *challenge) stopPrevious(ctx context.Context, id string, timeout time.Duration) {
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout+30*time.Second)
 	defer cancel()
-	if err := c.engine.Stop(stopCtx, job.fromID, job.fromSpec.Restart.StopTimeout); err != nil {
-		c.log.Warn().Err(err).Str(fieldContainerID, shortID(job.fromID)).Msg("stop previous container")
+	if err := c.engine.Stop(stopCtx, id, timeout); err != nil {
+		c.log.Warn().Err(err).Str(fieldContainerID, shortID(id)).Msg("stop previous container")
 	}
 }
 
@@ -728,8 +733,16 @@ func (c *challenge) routeBack(ctx context.Context, kind string) swapReply {
 	cut := statestore.Event{Type: "swap_phase", Challenge: c.spec.Name, ContainerID: old.fromID, Version: plan.To,
 		Phase: phaseDraining, From: plan.From, To: plan.To, Message: "swap " + plan.ID + ": cut over to " + plan.To}
 	if err := c.cutOver(job, plan, old.fromSlot, sr, ct, started, cut); err != nil {
-		// Nothing changed: the old container keeps draining to its stop.
+		// Nothing changed, but the old job saw the route-back and leaves its
+		// container running: drain and stop it here instead.
 		c.log.Error().Err(err).Msg("route back to the draining container")
+		id, upstream, drainFor, stopFor := old.fromID, old.fromURL, old.spec.Update.DrainTimeout, old.fromSpec.Restart.StopTimeout
+		c.swapsRunning.Add(1)
+		go func() {
+			defer c.swapsRunning.Done()
+			c.drain(ctx, nil, upstream, drainFor)
+			c.stopPrevious(ctx, id, stopFor)
+		}()
 		return swapReply{err: err}
 	}
 	c.lastSwap = job

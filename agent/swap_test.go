@@ -184,3 +184,21 @@ func TestAutoRollbackWhenNewVersionExitsWhileOldDrains(t *testing.T) {
 		return st.ContainerID == "old01" && st.Version == "1.0.0" && st.State == Running
 	}, "2.0.0 exited within rollback_window but 1.0.0 was not routed back: %+v", func() any { return *f.status() })
 }
+
+// A route-back that cannot be persisted changes nothing: the old container
+// still drains and is then stopped, not left running.
+func TestFailedRouteBackStillStopsOldContainer(t *testing.T) {
+	f, _, _, _ := swappedFixture(t)
+	if err := f.store.Close(); err != nil { // every write fails from now on
+		t.Fatal(err)
+	}
+	if r := f.swap(swapRollback, ""); r.err == nil {
+		t.Fatal("rollback succeeded with a closed store")
+	}
+	if st := f.status(); st.ContainerID == "old01" {
+		t.Fatalf("routed back although nothing was persisted: %+v", *st)
+	}
+	f.inflight.Store(0)
+	eventually(t, 5*time.Second, func() bool { ct, _ := f.engine.get("old01"); return !ct.Running },
+		"old container left running after a failed route-back")
+}
