@@ -67,6 +67,15 @@ func (c *challenge) onExit(ctx context.Context, ct docker.Container, inspected b
 		events = append(events, statestore.Event{Type: "health_changed", ContainerID: ct.ID, Health: string(HealthUnhealthy), From: string(before),
 			To: string(HealthUnhealthy), Error: c.tracker.LastError, Message: "health " + string(before) + " → unhealthy"})
 	}
+	// A version that crashed right after its swap, while the previous one
+	// still drains, is rolled back to it rather than restarted.
+	rollback := c.draining != nil && c.autoRollbackDue(c.clock.Now())
+	var plan []statestore.Event
+	restarting := false
+	if !rollback {
+		// Planned first: the backoff starts before the inspect and log reads.
+		plan, restarting = c.planRestart()
+	}
 	if !inspected {
 		if got, err := c.engine.Inspect(ctx, ct.ID); err == nil && !got.Running {
 			ct.ExitCode, ct.OOMKilled = got.ExitCode, got.OOMKilled
@@ -81,19 +90,16 @@ func (c *challenge) onExit(ctx context.Context, ct docker.Container, inspected b
 	if tail := c.lastOutput(ctx, ct.ID); tail != "" {
 		ev.Message += "; last output: " + tail
 	}
-	if c.draining != nil && c.autoRollbackDue(c.clock.Now()) {
-		// The previous version still runs while it drains: route back to it
-		// rather than restart a version that crashed right after the swap.
-		c.persist(append(events, ev)...)
+	events = append(events, ev)
+	if rollback {
+		c.persist(events...)
 		if r := c.startSwap(ctx, c.rec.PreviousVersion, swapAutoRollback); r.err == nil {
 			c.log.Warn().Str("to", c.rec.PreviousVersion).Msg("new version exited within rollback_window; rolled back")
 			return
 		}
 		events = nil
-	} else {
-		events = append(events, ev)
+		plan, restarting = c.planRestart()
 	}
-	plan, restarting := c.planRestart()
 	if restarting {
 		c.metrics.restarts.WithLabelValues(c.spec.Name, ev.Type).Inc()
 	}
