@@ -94,18 +94,7 @@ func TestRemovePreviousRetriesAfterFailure(t *testing.T) {
 func TestKeptPreviousRemovedAfterBerthRestart(t *testing.T) {
 	for _, downFor := range []time.Duration{0, 700 * time.Millisecond} {
 		t.Run("down "+downFor.String(), func(t *testing.T) {
-			spec := testSpec()
-			spec.Update.KeepPrevious = 500 * time.Millisecond
-			f := newChallengeFixture(t, nil, nil)
-			v1, v2 := newVersion(t), newVersion(t)
-			f.engine.setPort("2.0.0", v2.port())
-			f.seed(spec, v1)
-			f.start(spec)
-			eventually(t, 5*time.Second, func() bool { return f.status().State == Running }, "not adopted")
-			if r := f.swap(swapRequested, "2.0.0"); r.err != nil {
-				t.Fatal(r.err)
-			}
-			f.waitSwapPhase(phaseCompleted, 5*time.Second)
+			f, spec := swappedKeepingPrevious(t, 500*time.Millisecond)
 			if ct, ok := f.engine.get("old01"); !ok || ct.Running {
 				t.Fatalf("previous container after the swap: %+v present=%v, want kept stopped", ct, ok)
 			}
@@ -125,11 +114,12 @@ func TestKeptPreviousRemovedAfterBerthRestart(t *testing.T) {
 	}
 }
 
-// A challenge that had given up when berth stopped still removes its kept
-// previous container after the restart.
-func TestKeptPreviousRemovedAfterRestartOfFailedChallenge(t *testing.T) {
+// swappedKeepingPrevious has swapped web from 1.0.0 (old01) to 2.0.0; old01
+// is kept stopped for keep.
+func swappedKeepingPrevious(t *testing.T, keep time.Duration) (*challengeFixture, configs.Challenge) {
+	t.Helper()
 	spec := testSpec()
-	spec.Update.KeepPrevious = 300 * time.Millisecond
+	spec.Update.KeepPrevious = keep
 	f := newChallengeFixture(t, nil, nil)
 	v1, v2 := newVersion(t), newVersion(t)
 	f.engine.setPort("2.0.0", v2.port())
@@ -140,6 +130,13 @@ func TestKeptPreviousRemovedAfterRestartOfFailedChallenge(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	f.waitSwapPhase(phaseCompleted, 5*time.Second)
+	return f, spec
+}
+
+// A challenge that had given up when berth stopped still removes its kept
+// previous container after the restart.
+func TestKeptPreviousRemovedAfterRestartOfFailedChallenge(t *testing.T) {
+	f, spec := swappedKeepingPrevious(t, 300*time.Millisecond)
 	f.stop()
 	rec, _, err := f.store.GetRuntime("web")
 	if err != nil || rec.Kept == nil {
