@@ -1,6 +1,7 @@
 package agent
 
 import (
+	domain "berth/agent/challenge"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -236,7 +237,7 @@ func (a *alerter) admit(ev statestore.Event, queue chan<- alertPayload) {
 		return
 	}
 	// Messages may quote container output; chat clients render what they get.
-	ev.Message, ev.Error = Printable(ev.Message, true), Printable(ev.Error, true)
+	ev.Message, ev.Error = domain.Printable(ev.Message, true), domain.Printable(ev.Error, true)
 	p := alertPayload{
 		Agent: a.agentID, Type: ev.Type, Challenge: ev.Challenge, Message: ev.Message, Error: ev.Error,
 		Seq: ev.Seq, Time: ev.Time, Suppressed: lim.take(k, now), Event: ev,

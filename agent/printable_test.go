@@ -1,6 +1,7 @@
 package agent
 
 import (
+	domain "berth/agent/challenge"
 	"context"
 	"io"
 	"net/http"
@@ -116,11 +117,11 @@ func TestPrintable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := Printable(tt.in, false); got != tt.line {
-				t.Errorf("Printable(%q, false) = %q, want %q", tt.in, got, tt.line)
+			if got := domain.Printable(tt.in, false); got != tt.line {
+				t.Errorf("domain.Printable(%q, false) = %q, want %q", tt.in, got, tt.line)
 			}
-			if got := Printable(tt.in, true); got != tt.multi {
-				t.Errorf("Printable(%q, true) = %q, want %q", tt.in, got, tt.multi)
+			if got := domain.Printable(tt.in, true); got != tt.multi {
+				t.Errorf("domain.Printable(%q, true) = %q, want %q", tt.in, got, tt.multi)
 			}
 		})
 	}
@@ -132,8 +133,8 @@ func FuzzPrintable(f *testing.F) {
 	f.Add("\x1b]")
 	f.Fuzz(func(t *testing.T, s string) {
 		for _, multi := range []bool{false, true} {
-			if r, bad := unprintable(Printable(s, multi), multi); bad {
-				t.Fatalf("Printable(%q, %v) keeps %U", s, multi, r)
+			if r, bad := unprintable(domain.Printable(s, multi), multi); bad {
+				t.Fatalf("domain.Printable(%q, %v) keeps %U", s, multi, r)
 			}
 		}
 	})

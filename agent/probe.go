@@ -1,6 +1,7 @@
 package agent
 
 import (
+	domain "berth/agent/challenge"
 	"context"
 	"encoding/json"
 	"errors"
@@ -148,7 +149,7 @@ func jsonStatus(body []byte) (string, bool) {
 
 // snippet is the start of a probe body as one printable line.
 func snippet(b []byte) string {
-	s := strings.TrimSpace(Printable(string(b), false))
+	s := strings.TrimSpace(domain.Printable(string(b), false))
 	if len(s) > 200 {
 		s = strings.ToValidUTF8(s[:200], "") + "…"
 	}

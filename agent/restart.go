@@ -1,6 +1,7 @@
 package agent
 
 import (
+	domain "berth/agent/challenge"
 	"context"
 	"errors"
 	"fmt"
@@ -117,7 +118,7 @@ func (c *challenge) lastOutput(ctx context.Context, id string) string {
 	}
 	defer rc.Close()
 	b, _ := io.ReadAll(io.LimitReader(rc, maxExitOutput))
-	return strings.TrimSpace(Printable(string(b), true))
+	return strings.TrimSpace(domain.Printable(string(b), true))
 }
 
 // operatorRestart restarts now, without backoff, and clears a give-up.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	domain "berth/agent/challenge"
 	"context"
 	"flag"
 	"fmt"
@@ -9,8 +10,6 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"berth/agent"
 )
 
 // cmdHealthcheck exits 0 when berth answers GET /healthz (or /readyz with
@@ -53,7 +52,7 @@ func cmdHealthcheck(args []string, stdout, stderr io.Writer) int {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "berth healthcheck: GET %s: %s %s\n", path, resp.Status, strings.TrimSpace(agent.Printable(string(body), true)))
+		fmt.Fprintf(stderr, "berth healthcheck: GET %s: %s %s\n", path, resp.Status, strings.TrimSpace(domain.Printable(string(body), true)))
 		return exitFailed
 	}
 	fmt.Fprintln(stdout, "ok")

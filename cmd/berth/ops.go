@@ -1,6 +1,7 @@
 package main
 
 import (
+	domain "berth/agent/challenge"
 	"bufio"
 	"context"
 	"encoding/json"
@@ -16,8 +17,6 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
-
-	"berth/agent"
 )
 
 // challengeView is the subset of the challenge object the CLI prints.
@@ -85,7 +84,7 @@ func takesValue(flagName string) bool {
 }
 
 func fail(stderr io.Writer, err error) int {
-	fmt.Fprintln(stderr, "berth:", agent.Printable(err.Error(), true))
+	fmt.Fprintln(stderr, "berth:", domain.Printable(err.Error(), true))
 	return exitFailed
 }
 
@@ -204,7 +203,7 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 			line += " (" + ev.Error + ")"
 		}
 		// Messages quote container output: nothing in them may drive the terminal.
-		fmt.Fprintln(stdout, agent.Printable(line, false))
+		fmt.Fprintln(stdout, domain.Printable(line, false))
 	}
 	if ctx.Err() != nil {
 		return exitOK
@@ -253,7 +252,7 @@ func copyPrintable(w io.Writer, r io.Reader) error {
 	for {
 		chunk, err := br.ReadSlice('\n')
 		if len(chunk) > 0 {
-			if _, werr := io.WriteString(w, agent.Printable(string(chunk), true)); werr != nil {
+			if _, werr := io.WriteString(w, domain.Printable(string(chunk), true)); werr != nil {
 				return werr
 			}
 		}

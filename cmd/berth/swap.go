@@ -1,14 +1,13 @@
 package main
 
 import (
+	domain "berth/agent/challenge"
 	"flag"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"time"
-
-	"berth/agent"
 )
 
 type swapAnswer struct {
@@ -95,7 +94,7 @@ func waitSwap(c *apiClient, name, id string, timeout time.Duration, stdout, stde
 					fmt.Fprintln(stdout)
 				}
 				// The error may quote the challenge's own answers.
-				fmt.Fprintf(stderr, "berth: swap %s failed: %s\n", id, agent.Printable(ch.Swap.Error, true))
+				fmt.Fprintf(stderr, "berth: swap %s failed: %s\n", id, domain.Printable(ch.Swap.Error, true))
 				return exitFailed
 			}
 		}
