@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"berth/agent/challenge"
 	"cmp"
 	"context"
 	"errors"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"berth/agent/dockerrt"
 	"berth/configs"
 	"berth/docker"
 	"berth/statestore"
@@ -40,10 +42,10 @@ type Agent struct {
 	clock   supervisor.Clock
 	store   *statestore.Store
 	engine  *docker.Client
-	dir     *directory
+	dir     *challenge.Directory
 	watcher *watcher
-	prober  *Prober
-	shared  *shared
+	runtime *dockerrt.Runtime
+	deps    *challenge.Deps // what every challenge owner shares
 
 	checkpoints *checkpointer
 	proxy       *proxy
@@ -68,7 +70,7 @@ func New(cfg *configs.Config, opts Options) (_ *Agent, err error) {
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
 	}
-	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, clock: opts.Clock, dir: &directory{}, prober: NewProber(), started: time.Now(),
+	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, clock: opts.Clock, dir: &challenge.Directory{}, started: time.Now(),
 		requests: make(chan any)}
 	defer func() {
 		if err != nil {
@@ -106,27 +108,25 @@ func New(cfg *configs.Config, opts Options) (_ *Agent, err error) {
 	if a.proxyListener, err = net.Listen("tcp", cfg.Agent.Proxy.Listen); err != nil {
 		return nil, fmt.Errorf("proxy.listen %s: %w", cfg.Agent.Proxy.Listen, err)
 	}
-	a.watcher = &watcher{agentID: cfg.Agent.ID, engine: a.engine, store: a.store, dir: a.dir, clock: a.clock,
+	a.runtime = dockerrt.New(a.engine, cfg.Agent)
+	a.watcher = &watcher{runtime: a.runtime, store: a.store, dir: a.dir, clock: a.clock,
 		rand: rand.Float64, log: a.log.With().Str(fieldComponent, "docker").Logger(), relist: 30 * time.Second, pingEvery: 5 * time.Second}
 	up := a.watcher.dockerUp
 	dockerUp.Store(&up)
 	a.proxy = newProxy(a.dir, a.log.With().Str(fieldComponent, "proxy").Logger())
 	a.proxy.requests = a.metrics.proxyRequests
 	a.checkpoints.duration = a.metrics.checkpointDuration
-	a.shared = &shared{
-		metrics:   a.metrics,
-		inflight:  a.proxy.InFlight,
-		closeIdle: a.proxy.CloseIdle,
-		agentID:   cfg.Agent.ID,
-		agent:     cfg.Agent,
-		engine:    a.engine,
-		store:     a.store,
-		prober:    a.prober,
-		clock:     a.clock,
-		rand:      rand.Float64,
-		log:       a.log,
-		proxyBase: "http://" + a.proxyListener.Addr().String(),
-		dockerUp:  a.watcher.dockerUp,
+	a.deps = &challenge.Deps{
+		Runtime:        a.runtime,
+		Store:          lifeStore{a.store},
+		Observer:       observer{log: a.log, metrics: a.metrics},
+		Traffic:        a.proxy,
+		Prober:         challenge.NewProber(),
+		Clock:          a.clock,
+		Rand:           rand.Float64,
+		RuntimeUp:      a.watcher.dockerUp,
+		Endpoint:       "http://" + a.proxyListener.Addr().String(),
+		StopOnShutdown: cfg.Agent.Shutdown == "stop",
 	}
 	return a, nil
 }
@@ -182,7 +182,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.closeAll()
 	a.publishRecorded()
 	root := supervisor.New(supervisor.Spec{Name: "berth", Clock: a.clock, EventHook: a.logSupervisorEvent})
-	api := &adminAPI{metrics: a.metrics.handler(), dir: a.dir, store: a.store, engine: a.engine, checkpoints: a.checkpoints, token: a.token, agent: a, log: a.log.With().Str(fieldComponent, "api").Logger(),
+	api := &adminAPI{metrics: a.metrics.handler(), dir: a.dir, store: a.store, runtime: a.runtime, checkpoints: a.checkpoints, token: a.token, agent: a, log: a.log.With().Str(fieldComponent, "api").Logger(),
 		ready: a.readiness, health: a.healthReport, started: a.started}
 	notify := newNotifier(a.opts.Getenv, a.log.With().Str(fieldComponent, "sd-notify").Logger())
 	services := []struct {
@@ -196,7 +196,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		{"proxy", &httpService{name: "proxy", listener: a.proxyListener, handler: a.proxy, log: a.log, longRequests: true, grace: 30 * time.Second,
 			readHeaderTimeout: proxyReadHeaderTimeout, idleTimeout: proxyIdleTimeout}},
 		{"reconciler", supervisor.ServiceFunc(func(ctx context.Context) error { return a.reconcile(ctx, root) })},
-		{"orphan-reaper", &orphanReaper{agentID: a.cfg.Agent.ID, engine: a.engine, store: a.store, dir: a.dir, clock: a.clock,
+		{"orphan-reaper", &orphanReaper{runtime: a.runtime, store: a.store, dir: a.dir, clock: a.clock,
 			grace: a.cfg.Agent.OrphanGrace, log: a.log.With().Str(fieldComponent, "orphans").Logger(), ready: a.reconciled.Load}},
 		{"sd-notify", supervisor.ServiceFunc(func(ctx context.Context) error { return notify.Serve(ctx, a.sdReady, a.sdAlive(root)) })},
 	}
@@ -315,10 +315,10 @@ func (a *Agent) healthReport() healthReport {
 	}
 	total, healthy := 0, 0
 	var notHealthy []string
-	for _, h := range a.dir.list() {
-		st := h.status.Load()
+	for _, h := range a.dir.List() {
+		st := h.Status()
 		total++
-		if st.Health == HealthHealthy {
+		if st.Health == challenge.HealthHealthy {
 			healthy++
 			r.ActiveChallenges++
 		} else {

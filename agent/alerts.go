@@ -1,7 +1,7 @@
 package agent
 
 import (
-	domain "berth/agent/challenge"
+	"berth/agent/challenge"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -232,12 +232,12 @@ func (a *alerter) admit(ev statestore.Event, queue chan<- alertPayload) {
 	if len(queue) == cap(queue) {
 		lim.suppress(k, now) // the next alert of this kind reports it
 		a.dropped.Add(1)
-		a.log.Warn().Str(fieldEvent, ev.Type).Str(fieldChallenge, ev.Challenge).Uint64("seq", ev.Seq).
+		a.log.Warn().Str(challenge.FieldEvent, ev.Type).Str(fieldChallenge, ev.Challenge).Uint64("seq", ev.Seq).
 			Uint64("dropped", a.dropped.Load()).Msg("alert queue full (webhook slow or down); alert dropped")
 		return
 	}
 	// Messages may quote container output; chat clients render what they get.
-	ev.Message, ev.Error = domain.Printable(ev.Message, true), domain.Printable(ev.Error, true)
+	ev.Message, ev.Error = challenge.Printable(ev.Message, true), challenge.Printable(ev.Error, true)
 	p := alertPayload{
 		Agent: a.agentID, Type: ev.Type, Challenge: ev.Challenge, Message: ev.Message, Error: ev.Error,
 		Seq: ev.Seq, Time: ev.Time, Suppressed: lim.take(k, now), Event: ev,
@@ -272,7 +272,7 @@ func (a *alerter) deliver(ctx context.Context, p alertPayload) {
 	body, err := json.Marshal(p)
 	if err != nil {
 		a.failed.Add(1)
-		a.log.Error().Err(err).Str(fieldEvent, p.Type).Uint64("seq", p.Seq).Msg("alert not delivered: cannot encode")
+		a.log.Error().Err(err).Str(challenge.FieldEvent, p.Type).Uint64("seq", p.Seq).Msg("alert not delivered: cannot encode")
 		return
 	}
 	backoff := a.retryBackoff
@@ -282,7 +282,7 @@ func (a *alerter) deliver(ctx context.Context, p alertPayload) {
 		retry, perr := a.post(ctx, body, p.Seq)
 		if perr == nil {
 			a.delivered.Add(1)
-			a.log.Debug().Str(fieldEvent, p.Type).Str(fieldChallenge, p.Challenge).Uint64("seq", p.Seq).
+			a.log.Debug().Str(challenge.FieldEvent, p.Type).Str(fieldChallenge, p.Challenge).Uint64("seq", p.Seq).
 				Int("attempts", attempt).Int("suppressed", p.Suppressed).Msg("alert delivered")
 			return
 		}
@@ -299,7 +299,7 @@ func (a *alerter) deliver(ctx context.Context, p alertPayload) {
 		err = fmt.Errorf("berth is stopping: %w", err)
 	}
 	a.failed.Add(1)
-	a.log.Warn().Err(err).Str(fieldEvent, p.Type).Str(fieldChallenge, p.Challenge).Uint64("seq", p.Seq).
+	a.log.Warn().Err(err).Str(challenge.FieldEvent, p.Type).Str(fieldChallenge, p.Challenge).Uint64("seq", p.Seq).
 		Int("attempts", attempt).Msg("alert not delivered")
 }
 

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"berth/agent/challenge"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -17,7 +18,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"berth/configs"
-	"berth/docker"
 	"berth/statestore"
 )
 
@@ -40,11 +40,11 @@ type apiHandler func(w http.ResponseWriter, r *http.Request) error
 // adminAPI serves the admin endpoints. It reads challenge status snapshots
 // and the store; it never touches a challenge's state directly.
 type adminAPI struct {
-	dir    *directory
-	store  *statestore.Store
-	token  string
-	log    zerolog.Logger
-	engine Engine
+	dir     *challenge.Directory
+	store   *statestore.Store
+	token   string
+	log     zerolog.Logger
+	runtime challenge.Runtime
 	// checkpoints serves /v1/checkpoints; nil disables those endpoints.
 	checkpoints *checkpointer
 	agent       *Agent // desired-state changes go through its reconciler
@@ -175,9 +175,9 @@ func (a *adminAPI) getHealth(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *adminAPI) listChallenges(w http.ResponseWriter, r *http.Request) error {
-	out := []*ChallengeStatus{}
-	for _, h := range a.dir.list() {
-		out = append(out, h.status.Load())
+	out := []*challenge.Status{}
+	for _, h := range a.dir.List() {
+		out = append(out, h.Status())
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -185,11 +185,11 @@ func (a *adminAPI) listChallenges(w http.ResponseWriter, r *http.Request) error 
 
 func (a *adminAPI) getChallenge(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	h := a.dir.get(name)
+	h := a.dir.Get(name)
 	if h == nil {
 		return apiErr(http.StatusNotFound, "unknown_challenge", "no challenge named "+quote(name))
 	}
-	writeJSON(w, http.StatusOK, h.status.Load())
+	writeJSON(w, http.StatusOK, h.Status())
 	return nil
 }
 
@@ -283,13 +283,12 @@ func (a *adminAPI) events(w http.ResponseWriter, r *http.Request) error {
 // restartChallenge asks the challenge's goroutine to restart now.
 func (a *adminAPI) restartChallenge(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	h := a.dir.get(name)
+	h := a.dir.Get(name)
 	if h == nil {
 		return apiErr(http.StatusNotFound, "unknown_challenge", "no challenge named "+quote(name))
 	}
-	m := msgRestart{reply: make(chan error, 1), ticket: newTicket()}
-	err, busy := askOwner(r.Context(), h, m, m.ticket, m.reply)
-	if busy != nil {
+	err := h.Restart(r.Context())
+	if errors.Is(err, challenge.ErrOwnerBusy) {
 		return ownerBusy(name)
 	}
 	if err != nil {
@@ -304,13 +303,6 @@ func (a *adminAPI) restartChallenge(w http.ResponseWriter, r *http.Request) erro
 func ownerBusy(name string) *APIError {
 	return apiErr(http.StatusServiceUnavailable, "busy", "challenge "+name+" is busy; nothing was done; try again")
 }
-
-// How long an API request waits for a challenge's owner to take a request
-// into its inbox, and then to answer it. Tests shorten them.
-var (
-	ownerAcceptTimeout = 10 * time.Second
-	ownerReplyTimeout  = 30 * time.Second
-)
 
 // Follow streams (events and logs with follow=true) hold a connection and a
 // goroutine each for as long as the client stays. At most maxFollowStreams
@@ -348,12 +340,12 @@ const maxLogTail = 10000
 // containerLogs streams the active container's output.
 func (a *adminAPI) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	h := a.dir.get(name)
+	h := a.dir.Get(name)
 	if h == nil {
 		return apiErr(http.StatusNotFound, "unknown_challenge", "no challenge named "+quote(name))
 	}
 	q := r.URL.Query()
-	opts := docker.LogOptions{Tail: 200}
+	opts := challenge.LogOptions{Tail: 200}
 	if t := q.Get("tail"); t != "" {
 		n, err := strconv.Atoi(t)
 		if err != nil || n < 0 || n > maxLogTail {
@@ -368,7 +360,7 @@ func (a *adminAPI) containerLogs(w http.ResponseWriter, r *http.Request) error {
 		}
 		opts.Follow = b
 	}
-	id := h.status.Load().ContainerID
+	id := h.Status().ContainerID
 	if id == "" {
 		return apiErr(http.StatusConflict, "no_container", "challenge "+name+" has no container")
 	}
@@ -379,9 +371,9 @@ func (a *adminAPI) containerLogs(w http.ResponseWriter, r *http.Request) error {
 		}
 		defer release()
 	}
-	rc, err := a.engine.Logs(r.Context(), id, opts)
+	rc, err := a.runtime.Logs(r.Context(), id, opts)
 	if err != nil {
-		if errors.Is(err, docker.ErrNotFound) {
+		if errors.Is(err, challenge.ErrNotFound) {
 			return apiErr(http.StatusConflict, "no_container", "container of "+name+" is gone")
 		}
 		return err
@@ -424,34 +416,32 @@ func (a *adminAPI) swapChallenge(w http.ResponseWriter, r *http.Request) error {
 	if e := validateVersion(req.Version); e != nil {
 		return e
 	}
-	return a.requestSwap(w, r, msgSwap{version: req.Version, kind: swapRequested})
+	return a.requestSwap(w, r, func(h *challenge.Handle) (challenge.SwapResult, error) { return h.Swap(r.Context(), req.Version) })
 }
 
 // rollbackChallenge swaps back to the previous version.
 func (a *adminAPI) rollbackChallenge(w http.ResponseWriter, r *http.Request) error {
-	return a.requestSwap(w, r, msgSwap{kind: swapRollback})
+	return a.requestSwap(w, r, func(h *challenge.Handle) (challenge.SwapResult, error) { return h.Rollback(r.Context()) })
 }
 
-func (a *adminAPI) requestSwap(w http.ResponseWriter, r *http.Request, m msgSwap) error {
+func (a *adminAPI) requestSwap(w http.ResponseWriter, r *http.Request, ask func(*challenge.Handle) (challenge.SwapResult, error)) error {
 	name := r.PathValue("name")
-	h := a.dir.get(name)
+	h := a.dir.Get(name)
 	if h == nil {
 		return apiErr(http.StatusNotFound, "unknown_challenge", "no challenge named "+quote(name))
 	}
-	m.reply, m.ticket = make(chan swapReply, 1), newTicket()
-	rep, busy := askOwner(r.Context(), h, m, m.ticket, m.reply)
-	if busy != nil {
-		return ownerBusy(name)
-	}
+	rep, err := ask(h)
 	switch {
-	case errors.Is(rep.err, errBadVersion):
-		return apiErr(http.StatusBadRequest, "bad_version", rep.err.Error())
-	case errors.Is(rep.err, errSwapRunning), errors.Is(rep.err, errNoContainer), errors.Is(rep.err, errNoPrevious):
-		return apiErr(http.StatusConflict, "conflict", name+": "+rep.err.Error())
-	case rep.err != nil:
-		return rep.err
+	case errors.Is(err, challenge.ErrOwnerBusy):
+		return ownerBusy(name)
+	case errors.Is(err, challenge.ErrBadVersion):
+		return apiErr(http.StatusBadRequest, "bad_version", err.Error())
+	case errors.Is(err, challenge.ErrSwapRunning), errors.Is(err, challenge.ErrNoContainer), errors.Is(err, challenge.ErrNoPrevious):
+		return apiErr(http.StatusConflict, "conflict", name+": "+err.Error())
+	case err != nil:
+		return err
 	}
-	writeJSON(w, http.StatusAccepted, map[string]string{"swap_id": rep.id, "from": rep.from, "to": rep.to})
+	writeJSON(w, http.StatusAccepted, map[string]string{"swap_id": rep.ID, "from": rep.From, "to": rep.To})
 	return nil
 }
 
@@ -494,7 +484,7 @@ func (a *adminAPI) putChallenge(w http.ResponseWriter, r *http.Request) error {
 	if err := cfg.CheckAPIChallenge(spec); err != nil {
 		return apiErr(http.StatusBadRequest, "invalid_spec", err.Error())
 	}
-	existed := a.dir.get(name) != nil
+	existed := a.dir.Get(name) != nil
 	reply := make(chan error, 1)
 	if err := a.agent.ask(r.Context(), reqPut{spec: spec, reply: reply}); err != nil {
 		return apiErr(http.StatusServiceUnavailable, "not_ready", err.Error())
@@ -513,11 +503,11 @@ func (a *adminAPI) putChallenge(w http.ResponseWriter, r *http.Request) error {
 	if existed {
 		status = http.StatusOK
 	}
-	h := a.dir.get(name)
+	h := a.dir.Get(name)
 	if h == nil {
 		return apiErr(http.StatusInternalServerError, "internal", "challenge registered but not listed; see berth's log")
 	}
-	writeJSON(w, status, h.status.Load())
+	writeJSON(w, status, h.Status())
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"berth/agent/challenge"
 	"bufio"
 	"context"
 	"encoding/json"
@@ -21,7 +22,7 @@ import (
 type apiFixture struct {
 	srv   *httptest.Server
 	store *statestore.Store
-	dir   *directory
+	dir   *challenge.Directory
 	token string
 
 	mu         sync.Mutex
@@ -45,7 +46,7 @@ func newAPIFixture(tb testing.TB, token string) *apiFixture {
 		tb.Fatal(err)
 	}
 	f := &apiFixture{
-		store: store, dir: &directory{}, token: token,
+		store: store, dir: &challenge.Directory{}, token: token,
 		ready: true, components: map[string]string{"docker": "ok", "statestore": "ok"},
 		followDone: make(chan struct{}, 16),
 	}
@@ -146,7 +147,7 @@ func TestAPIReadyz(t *testing.T) {
 
 func TestAPIAuth(t *testing.T) {
 	f := newAPIFixture(t, "s3cret")
-	putChallenge(f.dir, "a", "", HealthUnknown)
+	putChallenge(f.dir, "a", "", challenge.HealthUnknown)
 	paths := []string{"/v1/challenges", "/v1/challenges/a", "/v1/health", "/v1/events", "/v1/x"}
 	bad := []struct {
 		name   string
@@ -244,8 +245,8 @@ func TestAPIListChallenges(t *testing.T) {
 	started := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 	exit := 137
 	for _, name := range []string{"zeta", "alpha", "mid"} {
-		h := newChallengeHandle(name)
-		st := &ChallengeStatus{Name: name, Image: "ghcr.io/x/" + name, Version: "1.2.3", State: Running, Health: HealthHealthy}
+		h := challenge.NewHandle(name)
+		st := &challenge.Status{Name: name, Image: "ghcr.io/x/" + name, Version: "1.2.3", State: challenge.Running, Health: challenge.HealthHealthy}
 		if name == "alpha" {
 			st.Digest = "sha256:abc"
 			st.ContainerID = "cid-alpha"
@@ -256,10 +257,10 @@ func TestAPIListChallenges(t *testing.T) {
 			st.Upstream = "http://127.0.0.1:32768"
 			st.StartedAt = &started
 			st.PreviousVersion = "1.2.2"
-			st.Swap = &SwapStatus{ID: "sw-1", Phase: "draining", From: "1.2.2", To: "1.2.3", StartedAt: started}
+			st.Swap = &challenge.SwapStatus{ID: "sw-1", Phase: "draining", From: "1.2.2", To: "1.2.3", StartedAt: started}
 		}
-		h.status.Store(st)
-		f.dir.put(h)
+		h.SetStatus(st)
+		f.dir.Put(h)
 	}
 
 	resp, body = f.get(t, "/v1/challenges", true)
@@ -320,7 +321,7 @@ func TestAPIListChallenges(t *testing.T) {
 
 func TestAPIGetChallenge(t *testing.T) {
 	f := newAPIFixture(t, "s3cret")
-	putChallenge(f.dir, "term", "http://127.0.0.1:1", HealthDegraded)
+	putChallenge(f.dir, "term", "http://127.0.0.1:1", challenge.HealthDegraded)
 
 	resp, body := f.get(t, "/v1/challenges/term", true)
 	if resp.StatusCode != http.StatusOK {
@@ -581,22 +582,20 @@ func TestAPIRestartChallenge(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newAPIFixture(t, "s3cret")
-			h := putChallenge(f.dir, "svc", "", HealthUnknown)
-			got := make(chan any, 1)
-			// Stand-in for the challenge goroutine.
+			h := putChallenge(f.dir, "svc", "", challenge.HealthUnknown)
+			got := make(chan string, 1)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
 			go func() {
-				msg := <-h.inbox
-				if m, ok := msg.(msgRestart); ok {
-					m.reply <- tt.reply
-				}
-				got <- msg
+				kind, _ := challenge.StandIn(ctx, h, tt.reply, challenge.SwapResult{}, nil)
+				got <- kind
 			}()
 			resp, body := doRequest(t, http.MethodPost, f.srv.URL+"/v1/challenges/svc/restart", nil,
 				http.Header{"Authorization": {"Bearer s3cret"}})
 			select {
-			case msg := <-got:
-				if _, ok := msg.(msgRestart); !ok {
-					t.Fatalf("owner got %T, want msgRestart", msg)
+			case kind := <-got:
+				if kind != challenge.RequestRestart {
+					t.Fatalf("owner got %q, want a restart", kind)
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatal("restart never reached the challenge's inbox")
@@ -620,11 +619,19 @@ func TestAPIRestartChallenge(t *testing.T) {
 
 	t.Run("needs token", func(t *testing.T) {
 		f := newAPIFixture(t, "s3cret")
-		h := putChallenge(f.dir, "svc", "", HealthUnknown)
+		h := putChallenge(f.dir, "svc", "", challenge.HealthUnknown)
 		resp, body := doRequest(t, http.MethodPost, f.srv.URL+"/v1/challenges/svc/restart", nil, nil)
 		checkJSONError(t, resp, body, http.StatusUnauthorized, "unauthorized")
-		if n := len(h.inbox); n != 0 {
+		if n := h.Pending(); n != 0 {
 			t.Fatalf("unauthorized request queued %d messages", n)
 		}
 	})
+}
+
+// newTestServer serves h until the test ends.
+func newTestServer(tb testing.TB, h http.Handler) *httptest.Server {
+	tb.Helper()
+	srv := httptest.NewServer(h)
+	tb.Cleanup(srv.Close)
+	return srv
 }

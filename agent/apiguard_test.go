@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"berth/agent/challenge"
 	"io"
 	"net"
 	"net/http"
@@ -15,15 +16,15 @@ import (
 )
 
 // guardAPI serves an admin API with a metrics handler and an engine, as Run wires it.
-func guardAPI(tb testing.TB, token string, engine Engine) (*httptest.Server, *directory) {
+func guardAPI(tb testing.TB, token string, runtime challenge.Runtime) (*httptest.Server, *challenge.Directory) {
 	tb.Helper()
 	store, err := statestore.Open(tb.TempDir(), statestore.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = store.Close() })
-	dir := &directory{}
-	api := &adminAPI{dir: dir, store: store, token: token, engine: engine, log: zerolog.Nop(), started: time.Now(),
+	dir := &challenge.Directory{}
+	api := &adminAPI{dir: dir, store: store, token: token, runtime: runtime, log: zerolog.Nop(), started: time.Now(),
 		metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "berth_up 1\n") }),
 		ready:   func() (bool, map[string]string) { return true, map[string]string{"docker": "ok"} },
 		health:  func() healthReport { return healthReport{Status: "healthy"} },
@@ -94,7 +95,7 @@ func TestAPIRefusesCrossSiteOrigin(t *testing.T) {
 
 func TestAPIBodiesMustBeJSON(t *testing.T) {
 	srv, dir := guardAPI(t, "", nil)
-	putChallenge(dir, "a", "", HealthUnknown)
+	putChallenge(dir, "a", "", challenge.HealthUnknown)
 	host := srv.Listener.Addr().String()
 	// A page can send text/plain, form and multipart bodies without a CORS preflight.
 	for _, ct := range []string{"", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonx"} {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"berth/agent/challenge"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -26,7 +27,7 @@ func specAPI(tb testing.TB, cfg *configs.Config) *httptest.Server {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = store.Close() })
-	a := &Agent{cfg: cfg, store: store, log: zerolog.Nop(), dir: &directory{}}
+	a := &Agent{cfg: cfg, store: store, log: zerolog.Nop(), dir: &challenge.Directory{}}
 	a.setConfig(cfg)
 	api := &adminAPI{dir: a.dir, store: store, agent: a, log: zerolog.Nop(), started: time.Now(),
 		ready:  func() (bool, map[string]string) { return true, nil },
@@ -122,7 +123,7 @@ func TestStoredAPISpecsAreRevalidated(t *testing.T) {
 		spoil(&c)
 		put(c)
 	}
-	a := &Agent{cfg: cfg, store: store, log: zerolog.Nop(), dir: &directory{}, clock: nil}
+	a := &Agent{cfg: cfg, store: store, log: zerolog.Nop(), dir: &challenge.Directory{}, clock: nil}
 	r := &reconciler{a: a, cfg: cfg, running: map[string]configs.Challenge{}}
 	specs, _, err := r.desired()
 	if err != nil {
@@ -172,7 +173,7 @@ func TestPutUsesReloadedConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	a := &Agent{cfg: cfg, store: store, log: zerolog.Nop(), dir: &directory{}}
+	a := &Agent{cfg: cfg, store: store, log: zerolog.Nop(), dir: &challenge.Directory{}}
 	a.setConfig(cfg)
 	r := &reconciler{a: a, cfg: cfg, running: map[string]configs.Challenge{}}
 	write("agent: {data_dir: " + dir + "/data, policy: {allowed_images: [trusted/], max_pids: 100}}\ndefaults: {resources: {pids: 50}}\n")
@@ -193,21 +194,4 @@ func TestPutUsesReloadedConfig(t *testing.T) {
 	// The reloaded defaults (pids 50) apply; the startup ones (512) would exceed max_pids.
 	resp, body = putSpec(t, srv, "app", `{"image":"trusted/app","version":"1.0.0"}`)
 	checkJSONError(t, resp, body, http.StatusServiceUnavailable, "not_ready")
-}
-
-// TestContainerVolumesNamespaced: a spec's volume name is only ever a name
-// inside its own challenge's namespace.
-func TestContainerVolumesNamespaced(t *testing.T) {
-	cfg := configs.Default()
-	sh := &shared{agentID: "a1", agent: cfg.Agent}
-	ch := cfg.Defaults.NewChallenge()
-	ch.Name, ch.Image, ch.Version = "web", "x/web", "1"
-	ch.Volumes = []configs.Volume{{Name: "data", Target: "/data"}, {Name: "berth-data", Target: "/other"}}
-	spec, err := sh.containerSpec(ch, "hash", "x/web:1", "1", slotA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(spec.Volumes) != 2 || spec.Volumes[0].Name != "berth_a1_web_data" || spec.Volumes[1].Name != "berth_a1_web_berth-data" {
-		t.Fatalf("volumes = %+v, want berth_a1_web_data and berth_a1_web_berth-data", spec.Volumes)
-	}
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"berth/agent/challenge"
 	"context"
 	"errors"
 	"fmt"
@@ -59,12 +60,12 @@ func (cp *checkpointer) write(reason string) (statestore.CheckpointInfo, error) 
 	if cp.duration != nil {
 		cp.duration.Observe(took.Seconds())
 	}
-	ev := statestore.Event{Type: "checkpoint_created", Message: fmt.Sprintf("checkpoint %d (%s, %d bytes) written in %s",
+	ev := statestore.Event{Type: challenge.EventCheckpointCreated, Message: fmt.Sprintf("checkpoint %d (%s, %d bytes) written in %s",
 		info.Sequence, reason, info.Bytes, took.Round(time.Millisecond))}
 	if saved, err := cp.store.AppendEvent(ev); err == nil {
 		ev = saved
 	}
-	logEvent(cp.log, ev)
+	logEvent(cp.log, challenge.Event(ev))
 	return info, nil
 }
 

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"berth/agent/challenge"
 	"bufio"
 	"context"
 	"fmt"
@@ -114,13 +115,13 @@ func proxyInflightEntries(p *proxy) int {
 
 // Upstreams come and go with every restart and swap: their counters must not pile up.
 func TestProxyInflightPrunedAtZero(t *testing.T) {
-	dir := &directory{}
+	dir := &challenge.Directory{}
 	p := newProxy(dir, zerolog.Nop())
 	srv := newTestServer(t, p)
-	h := putChallenge(dir, "web", "", HealthHealthy)
+	h := putChallenge(dir, "web", "", challenge.HealthHealthy)
 	for i := range 20 {
 		up := echoUpstream(t)
-		h.status.Store(&ChallengeStatus{Name: "web", State: Running, Health: HealthHealthy, Upstream: up.URL})
+		h.SetStatus(&challenge.Status{Name: "web", State: challenge.Running, Health: challenge.HealthHealthy, Upstream: up.URL})
 		if resp, body := doRequest(t, http.MethodGet, srv.URL+"/web/x", nil, nil); resp.StatusCode != http.StatusCreated {
 			t.Fatalf("request %d = %d %s", i, resp.StatusCode, body)
 		}
@@ -169,8 +170,8 @@ func closedWithin(conn net.Conn, d time.Duration) bool {
 
 func TestProxyCutsSlowHeaderClient(t *testing.T) {
 	setProxyTimeouts(t, 300*time.Millisecond, time.Minute, time.Minute)
-	dir := &directory{}
-	putChallenge(dir, "web", echoUpstream(t).URL, HealthHealthy)
+	dir := &challenge.Directory{}
+	putChallenge(dir, "web", echoUpstream(t).URL, challenge.HealthHealthy)
 	addr := serveProxy(t, newProxy(dir, zerolog.Nop()))
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -199,8 +200,8 @@ func TestProxyCutsSlowHeaderClient(t *testing.T) {
 
 func TestProxyCutsStalledRequestBody(t *testing.T) {
 	setProxyTimeouts(t, time.Minute, 300*time.Millisecond, time.Minute)
-	dir := &directory{}
-	putChallenge(dir, "web", echoUpstream(t).URL, HealthHealthy)
+	dir := &challenge.Directory{}
+	putChallenge(dir, "web", echoUpstream(t).URL, challenge.HealthHealthy)
 	addr := serveProxy(t, newProxy(dir, zerolog.Nop()))
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -225,8 +226,8 @@ func TestProxyCutsClientThatStopsReading(t *testing.T) {
 			}
 		}
 	}))
-	dir := &directory{}
-	putChallenge(dir, "web", up.URL, HealthHealthy)
+	dir := &challenge.Directory{}
+	putChallenge(dir, "web", up.URL, challenge.HealthHealthy)
 	addr := serveProxy(t, newProxy(dir, zerolog.Nop()))
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -264,8 +265,8 @@ func TestProxyTimeoutsSpareSlowUpstreams(t *testing.T) {
 		w.(http.Flusher).Flush()
 		time.Sleep(500 * time.Millisecond) // silent before the end of the response
 	}))
-	dir := &directory{}
-	putChallenge(dir, "web", up.URL, HealthHealthy)
+	dir := &challenge.Directory{}
+	putChallenge(dir, "web", up.URL, challenge.HealthHealthy)
 	addr := serveProxy(t, newProxy(dir, zerolog.Nop()))
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
@@ -284,9 +285,9 @@ func TestProxyTimeoutsSpareSlowUpstreams(t *testing.T) {
 }
 
 // blockingLogs answers Logs with output that never ends until ctx does.
-type blockingLogs struct{ Engine }
+type blockingLogs struct{ challenge.Runtime }
 
-func (blockingLogs) Logs(ctx context.Context, _ string, opts docker.LogOptions) (io.ReadCloser, error) {
+func (blockingLogs) Logs(ctx context.Context, _ string, opts challenge.LogOptions) (io.ReadCloser, error) {
 	pr, pw := io.Pipe()
 	go func() {
 		_, _ = pw.Write([]byte("hello\n"))
@@ -302,11 +303,16 @@ func (blockingLogs) Logs(ctx context.Context, _ string, opts docker.LogOptions) 
 
 func TestAPILogFollowsShareTheStreamCap(t *testing.T) {
 	setFollowLimits(t, 1, time.Minute)
-	f := newOwnerFixture(t)
-	h := newChallengeHandle("web")
-	h.status.Store(&ChallengeStatus{Name: "web", State: Running, ContainerID: "abc"})
-	f.dir.put(h)
-	api := &adminAPI{dir: f.dir, store: f.store, engine: blockingLogs{}, log: zerolog.Nop(), started: time.Now()}
+	store, err := statestore.Open("", statestore.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	dir := &challenge.Directory{}
+	h := challenge.NewHandle("web")
+	h.SetStatus(&challenge.Status{Name: "web", State: challenge.Running, ContainerID: "abc"})
+	dir.Put(h)
+	api := &adminAPI{dir: dir, store: store, runtime: blockingLogs{}, log: zerolog.Nop(), started: time.Now()}
 	srv := newTestServer(t, api.routes())
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -352,8 +358,8 @@ func TestProxyUpgradedConnectionOutlivesClientTimeouts(t *testing.T) {
 			_ = brw.Flush()
 		}
 	}))
-	dir := &directory{}
-	putChallenge(dir, "web", up.URL, HealthHealthy)
+	dir := &challenge.Directory{}
+	putChallenge(dir, "web", up.URL, challenge.HealthHealthy)
 	addr := serveProxy(t, newProxy(dir, zerolog.Nop()))
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -5,19 +5,16 @@ import (
 	"io"
 	"time"
 
-	"berth/statestore"
+	"berth/agent/challenge"
 
 	"github.com/rs/zerolog"
 )
 
-// Log field names, shared by every line about a challenge.
+// Log field names, as the lifecycle names them.
 const (
-	fieldChallenge   = "challenge"
-	fieldContainerID = "container_id"
-	fieldVersion     = "version"
-	fieldSlot        = "slot"
-	fieldEvent       = "event"
-	fieldComponent   = "component"
+	fieldChallenge   = challenge.FieldChallenge
+	fieldContainerID = challenge.FieldContainerID
+	fieldComponent   = challenge.FieldComponent
 )
 
 // NewLogger builds the process logger: JSON lines, or console output for humans.
@@ -38,48 +35,42 @@ func NewLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
 }
 
 // logEvent writes one JSON line per event with its cause fields.
-func logEvent(log zerolog.Logger, ev statestore.Event) {
+func logEvent(log zerolog.Logger, ev challenge.Event) {
 	level := zerolog.InfoLevel
 	switch ev.Type {
-	case "exited", "oom_killed", "restarting", "start_failed", "pull_failed", "docker_disconnected":
+	case challenge.EventExited, challenge.EventOOMKilled, challenge.EventRestarting, challenge.EventStartFailed,
+		challenge.EventPullFailed, challenge.EventDockerDisconnected:
 		level = zerolog.WarnLevel
-	case "gave_up", "digest_mismatch":
+	case challenge.EventGaveUp, challenge.EventDigestMismatch:
 		level = zerolog.ErrorLevel
 	}
-	e := log.WithLevel(level).Str(fieldEvent, ev.Type)
+	e := log.WithLevel(level).Str(challenge.FieldEvent, ev.Type)
 	if ev.Seq != 0 {
-		e = e.Uint64("seq", ev.Seq)
+		e = e.Uint64(challenge.FieldSeq, ev.Seq)
 	}
 	if ev.ContainerID != "" {
-		e = e.Str(fieldContainerID, shortID(ev.ContainerID))
+		e = e.Str(fieldContainerID, challenge.ShortID(ev.ContainerID))
 	}
 	if ev.Version != "" {
-		e = e.Str(fieldVersion, ev.Version)
+		e = e.Str(challenge.FieldVersion, ev.Version)
 	}
 	if ev.ExitCode != nil {
-		e = e.Int("exit_code", *ev.ExitCode)
+		e = e.Int(challenge.FieldExitCode, *ev.ExitCode)
 	}
 	if ev.OOM {
-		e = e.Bool("oom", true)
+		e = e.Bool(challenge.FieldOOM, true)
 	}
 	if ev.From != "" {
-		e = e.Str("from", ev.From)
+		e = e.Str(challenge.FieldFrom, ev.From)
 	}
 	if ev.To != "" {
-		e = e.Str("to", ev.To)
+		e = e.Str(challenge.FieldTo, ev.To)
 	}
 	if ev.Attempt != 0 {
-		e = e.Int("attempt", ev.Attempt).Int64("delay_ms", ev.DelayMS)
+		e = e.Int(challenge.FieldAttempt, ev.Attempt).Int64(challenge.FieldDelayMS, ev.DelayMS)
 	}
 	if ev.Error != "" {
-		e = e.Str("error", ev.Error)
+		e = e.Str(challenge.FieldError, ev.Error)
 	}
 	e.Msg(ev.Message)
-}
-
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"berth/agent/challenge"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +25,7 @@ type metrics struct {
 	proxyRequests      *prometheus.CounterVec
 }
 
-func newMetrics(dir *directory, dockerUp func() bool) *metrics {
+func newMetrics(dir *challenge.Directory, dockerUp func() bool) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_restarts_total",
@@ -73,7 +74,7 @@ var (
 )
 
 // stateCollector reports each challenge's published status at scrape time.
-type stateCollector struct{ dir *directory }
+type stateCollector struct{ dir *challenge.Directory }
 
 func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descUp
@@ -81,11 +82,11 @@ func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, h := range s.dir.list() {
-		st := h.status.Load()
-		up := st.State == Running && st.Health.Serving() && st.Upstream != ""
+	for _, h := range s.dir.List() {
+		st := h.Status()
+		up := st.State == challenge.Running && st.Health.Serving() && st.Upstream != ""
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, boolFloat(up), st.Name)
-		for _, status := range []Health{HealthUnknown, HealthHealthy, HealthDegraded, HealthUnhealthy} {
+		for _, status := range []challenge.Health{challenge.HealthUnknown, challenge.HealthHealthy, challenge.HealthDegraded, challenge.HealthUnhealthy} {
 			ch <- prometheus.MustNewConstMetric(descHealth, prometheus.GaugeValue, boolFloat(st.Health == status), st.Name, string(status))
 		}
 	}

@@ -1,24 +1,23 @@
 package agent
 
 import (
+	"berth/agent/challenge"
 	"context"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"berth/docker"
 	"berth/statestore"
 	"berth/supervisor"
 )
 
 // orphanReaper removes containers carrying this agent's labels that no
 // record claims, once they have stayed unclaimed for the grace period.
-// Containers of other agent ids are never listed, so never touched.
+// Instances of other agent ids are never listed, so never touched.
 type orphanReaper struct {
-	agentID string
-	engine  Engine
+	runtime challenge.Runtime
 	store   *statestore.Store
-	dir     *directory
+	dir     *challenge.Directory
 	clock   supervisor.Clock
 	grace   time.Duration
 	log     zerolog.Logger
@@ -59,12 +58,9 @@ func (o *orphanReaper) claimed() (map[string]bool, error) {
 	for _, p := range plans {
 		ids[p.ToContainerID] = true
 	}
-	for _, h := range o.dir.list() {
-		st := h.status.Load()
-		ids[st.ContainerID] = true
-		for _, job := range st.swaps {
-			ids[job.fromID] = true
-			ids[job.snapshot().ToContainerID] = true
+	for _, h := range o.dir.List() {
+		for _, id := range h.Status().Claims() {
+			ids[id] = true
 		}
 	}
 	delete(ids, "")
@@ -72,7 +68,7 @@ func (o *orphanReaper) claimed() (map[string]bool, error) {
 }
 
 func (o *orphanReaper) sweep(ctx context.Context) {
-	list, err := o.engine.List(ctx, docker.OwnerLabels(o.agentID))
+	list, err := o.runtime.List(ctx)
 	if err != nil {
 		return // the watcher reports engine trouble
 	}
@@ -97,17 +93,17 @@ func (o *orphanReaper) sweep(ctx context.Context) {
 		if now.Sub(seen) < o.grace {
 			continue
 		}
-		if err := o.engine.Remove(ctx, ct.ID); err != nil {
-			o.log.Warn().Err(err).Str(fieldContainerID, shortID(ct.ID)).Msg("remove orphan container")
+		if err := o.runtime.Remove(ctx, ct.ID); err != nil {
+			o.log.Warn().Err(err).Str(fieldContainerID, challenge.ShortID(ct.ID)).Msg("remove orphan container")
 			continue
 		}
 		delete(o.firstSeen, ct.ID)
-		ev, err := o.store.AppendEvent(statestore.Event{Type: "orphan_removed", Challenge: ct.Labels[docker.LabelChallenge],
-			ContainerID: ct.ID, Version: ct.Labels[docker.LabelVersion], Message: "removed container " + ct.Name + " that no record claims"})
+		ev, err := o.store.AppendEvent(statestore.Event{Type: challenge.EventOrphanRemoved, Challenge: ct.Challenge,
+			ContainerID: ct.ID, Version: ct.Version, Message: "removed container " + ct.Name + " that no record claims"})
 		if err != nil {
-			ev = statestore.Event{Type: "orphan_removed", ContainerID: ct.ID}
+			ev = statestore.Event{Type: challenge.EventOrphanRemoved, ContainerID: ct.ID}
 		}
-		logEvent(o.log, ev)
+		logEvent(o.log, challenge.Event(ev))
 	}
 	for id := range o.firstSeen {
 		if !present[id] {

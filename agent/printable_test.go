@@ -1,7 +1,7 @@
 package agent
 
 import (
-	domain "berth/agent/challenge"
+	"berth/agent/challenge"
 	"context"
 	"io"
 	"net/http"
@@ -36,46 +36,6 @@ func unprintable(s string, multiline bool) (rune, bool) {
 	return 0, false
 }
 
-func TestProbeErrorIsPrintable(t *testing.T) {
-	srv := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = io.WriteString(w, hostileOutput)
-	}))
-	res := NewProber().Probe(context.Background(), srv.URL, 2*time.Second)
-	if res.Pass {
-		t.Fatal("503 passed")
-	}
-	if r, bad := unprintable(res.Err, false); bad {
-		t.Errorf("probe error %q carries %U", res.Err, r)
-	}
-	if !strings.Contains(res.Err, "first line red") || !strings.Contains(res.Err, "second line") {
-		t.Errorf("probe error %q lost the readable text", res.Err)
-	}
-}
-
-// logsEngine answers Logs with fixed output; nothing else may be called.
-type logsEngine struct {
-	Engine
-	out string
-}
-
-func (e logsEngine) Logs(context.Context, string, docker.LogOptions) (io.ReadCloser, error) {
-	return io.NopCloser(strings.NewReader(e.out)), nil
-}
-
-func TestExitOutputIsPrintable(t *testing.T) {
-	f := newOwnerFixture(t)
-	f.sh.engine = logsEngine{out: hostileOutput}
-	c := newChallenge(f.sh, newChallengeHandle("out"), namedSpec("out", "example.test/out"), false)
-	got := c.lastOutput(context.Background(), "abc")
-	if r, bad := unprintable(got, true); bad {
-		t.Errorf("last output %q carries %U", got, r)
-	}
-	if !strings.Contains(got, "first line red\nsecond\tline") {
-		t.Errorf("last output %q lost its text or line breaks", got)
-	}
-}
-
 func TestAlertsArePrintable(t *testing.T) {
 	rc := newAlertReceiver(t, nil)
 	h := startAlerter(t, rc, time.Minute, nil)
@@ -92,50 +52,4 @@ func TestAlertsArePrintable(t *testing.T) {
 	if !strings.Contains(p.Message, "first line red") {
 		t.Errorf("alert message %q lost the readable text", p.Message)
 	}
-}
-
-func TestPrintable(t *testing.T) {
-	tests := []struct {
-		name, in, line, multi string
-	}{
-		{"plain", "hello, wörld ✓", "hello, wörld ✓", "hello, wörld ✓"},
-		{"newline and tab", "a\tb\nc", "a b c", "a\tb\nc"},
-		{"crlf", "a\r\nb\rc", "a bc", "a\nbc"},
-		{"csi colours", "\x1b[1;31mred\x1b[0m!", "red!", "red!"},
-		{"csi private", "\x1b[?25lhidden\x1b[?1049h", "hidden", "hidden"},
-		{"osc title bel", "\x1b]0;title\x07after", "after", "after"},
-		{"osc hyperlink st", "\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\", "link", "link"},
-		{"unterminated osc stops at newline", "\x1b]0;title\nnext", " next", "\nnext"},
-		{"dcs", "\x1bPq#0;2;0;0;0\x1b\\x", "x", "x"},
-		{"charset and reset", "\x1b(Ba\x1bcb", "ab", "ab"},
-		{"lone escape at end", "a\x1b", "a", "a"},
-		{"escape before newline", "a\x1b\nb", "a b", "a\nb"},
-		{"c0 bell backspace nul del", "a\x07\x08\x00\x7fb", "ab", "ab"},
-		{"c1 csi", "a\u009b31mb\u0085c", "a31mbc", "a31mbc"},
-		{"bidi", "a\u202eb\u2066c\u2069", "abc", "abc"},
-		{"invalid utf8", "a\xff\xfeb", "ab", "ab"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := domain.Printable(tt.in, false); got != tt.line {
-				t.Errorf("domain.Printable(%q, false) = %q, want %q", tt.in, got, tt.line)
-			}
-			if got := domain.Printable(tt.in, true); got != tt.multi {
-				t.Errorf("domain.Printable(%q, true) = %q, want %q", tt.in, got, tt.multi)
-			}
-		})
-	}
-}
-
-func FuzzPrintable(f *testing.F) {
-	f.Add(hostileOutput)
-	f.Add("\x1b[")
-	f.Add("\x1b]")
-	f.Fuzz(func(t *testing.T, s string) {
-		for _, multi := range []bool{false, true} {
-			if r, bad := unprintable(domain.Printable(s, multi), multi); bad {
-				t.Fatalf("domain.Printable(%q, %v) keeps %U", s, multi, r)
-			}
-		}
-	})
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"berth/agent/challenge"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,7 +34,7 @@ var (
 // proxy is the stable endpoint: /<challenge>/<rest> goes to the challenge's
 // active container as /<rest>, so callers never track containers.
 type proxy struct {
-	dir       *directory
+	dir       *challenge.Directory
 	log       zerolog.Logger
 	reverse   *httputil.ReverseProxy
 	transport *http.Transport
@@ -94,7 +95,7 @@ type route struct {
 
 type routeKey struct{}
 
-func newProxy(dir *directory, log zerolog.Logger) *proxy {
+func newProxy(dir *challenge.Directory, log zerolog.Logger) *proxy {
 	transport := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost:   64,
@@ -141,18 +142,18 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w = rec
 		defer func() {
 			label := name
-			if p.dir.get(name) == nil {
+			if p.dir.Get(name) == nil {
 				label = "" // unknown names must not grow the series set
 			}
 			p.requests.WithLabelValues(label, strconv.Itoa(rec.code)).Inc()
 		}()
 	}
-	h := p.dir.get(name)
+	h := p.dir.Get(name)
 	if name == "" || h == nil {
 		writeJSONError(w, http.StatusNotFound, "unknown_challenge", "no challenge named "+quote(name), 0)
 		return
 	}
-	st := h.status.Load()
+	st := h.Status()
 	if st.Upstream == "" || !st.Health.Serving() {
 		writeJSONError(w, http.StatusServiceUnavailable, "unavailable",
 			"challenge "+name+" has no healthy container (state "+string(st.State)+", health "+string(st.Health)+")", 2)

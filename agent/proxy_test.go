@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"berth/agent/challenge"
 	"bufio"
 	"bytes"
 	"context"
@@ -45,14 +46,14 @@ func echoUpstream(tb testing.TB) *httptest.Server {
 }
 
 // putChallenge registers a handle whose status routes to upstream.
-func putChallenge(dir *directory, name, upstream string, health Health) *challengeHandle {
-	h := newChallengeHandle(name)
-	h.status.Store(&ChallengeStatus{Name: name, State: Running, Health: health, Upstream: upstream})
-	dir.put(h)
+func putChallenge(dir *challenge.Directory, name, upstream string, health challenge.Health) *challenge.Handle {
+	h := challenge.NewHandle(name)
+	h.SetStatus(&challenge.Status{Name: name, State: challenge.Running, Health: health, Upstream: upstream})
+	dir.Put(h)
 	return h
 }
 
-func newProxyServer(tb testing.TB, dir *directory, log zerolog.Logger) *httptest.Server {
+func newProxyServer(tb testing.TB, dir *challenge.Directory, log zerolog.Logger) *httptest.Server {
 	tb.Helper()
 	return newTestServer(tb, newProxy(dir, log))
 }
@@ -107,7 +108,7 @@ func checkJSONError(tb testing.TB, resp *http.Response, body []byte, status int,
 func TestProxyUnknownChallenge(t *testing.T) {
 	var dir directory
 	up := echoUpstream(t)
-	putChallenge(&dir, "known", up.URL, HealthHealthy)
+	putChallenge(&dir, "known", up.URL, challenge.HealthHealthy)
 	srv := newProxyServer(t, &dir, zerolog.Nop())
 
 	for _, path := range []string{"/nope/x", "/nope", "/", "/known-not/x", "//x"} {
@@ -131,10 +132,10 @@ func TestProxyUnavailable(t *testing.T) {
 		health   Health
 		upstream string
 	}{
-		{"unknown", HealthUnknown, up.URL},
-		{"unhealthy", HealthUnhealthy, up.URL},
-		{"healthy without upstream", HealthHealthy, ""},
-		{"degraded without upstream", HealthDegraded, ""},
+		{"unknown", challenge.HealthUnknown, up.URL},
+		{"unhealthy", challenge.HealthUnhealthy, up.URL},
+		{"healthy without upstream", challenge.HealthHealthy, ""},
+		{"degraded without upstream", challenge.HealthDegraded, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,8 +160,8 @@ func TestProxyForwards(t *testing.T) {
 	up := echoUpstream(t)
 	upURL, _ := url.Parse(up.URL)
 	var dir directory
-	putChallenge(&dir, "svc", up.URL, HealthHealthy)
-	putChallenge(&dir, "deg", up.URL, HealthDegraded)
+	putChallenge(&dir, "svc", up.URL, challenge.HealthHealthy)
+	putChallenge(&dir, "deg", up.URL, challenge.HealthDegraded)
 	srv := newProxyServer(t, &dir, zerolog.Nop())
 	srvURL, _ := url.Parse(srv.URL)
 
@@ -242,13 +243,13 @@ func TestProxyFollowsStatusChanges(t *testing.T) {
 	blue := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "blue") }))
 	green := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "green") }))
 	var dir directory
-	h := putChallenge(&dir, "svc", blue.URL, HealthHealthy)
+	h := putChallenge(&dir, "svc", blue.URL, challenge.HealthHealthy)
 	srv := newProxyServer(t, &dir, zerolog.Nop())
 
 	if _, body := doRequest(t, http.MethodGet, srv.URL+"/svc/", nil, nil); string(body) != "blue" {
 		t.Fatalf("before cut-over: %q", body)
 	}
-	h.status.Store(&ChallengeStatus{Name: "svc", State: Running, Health: HealthHealthy, Upstream: green.URL})
+	h.SetStatus(&challenge.Status{Name: "svc", State: challenge.Running, Health: challenge.HealthHealthy, Upstream: green.URL})
 	if _, body := doRequest(t, http.MethodGet, srv.URL+"/svc/", nil, nil); string(body) != "green" {
 		t.Fatalf("after cut-over: %q", body)
 	}
@@ -282,7 +283,7 @@ func testProxyStreams(t *testing.T, withMetrics bool) {
 	t.Cleanup(unblock) // before up.Close
 
 	var dir directory
-	putChallenge(&dir, "svc", up.URL, HealthHealthy)
+	putChallenge(&dir, "svc", up.URL, challenge.HealthHealthy)
 	p := newProxy(&dir, zerolog.Nop())
 	if withMetrics {
 		p.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "test_proxy_requests_total"}, []string{"challenge", "code"})
@@ -322,7 +323,7 @@ func deadUpstream(tb testing.TB) string {
 
 func TestProxyUpstreamDown(t *testing.T) {
 	var dir directory
-	putChallenge(&dir, "svc", deadUpstream(t), HealthHealthy)
+	putChallenge(&dir, "svc", deadUpstream(t), challenge.HealthHealthy)
 	srv := newProxyServer(t, &dir, zerolog.Nop())
 	resp, body := doRequest(t, http.MethodGet, srv.URL+"/svc/x", nil, nil)
 	checkJSONError(t, resp, body, http.StatusBadGateway, "upstream_error")
@@ -330,7 +331,7 @@ func TestProxyUpstreamDown(t *testing.T) {
 
 func TestProxyBadUpstreamAddress(t *testing.T) {
 	var dir directory
-	putChallenge(&dir, "svc", "http://[::1", HealthHealthy)
+	putChallenge(&dir, "svc", "http://[::1", challenge.HealthHealthy)
 	srv := newProxyServer(t, &dir, zerolog.Nop())
 	resp, body := doRequest(t, http.MethodGet, srv.URL+"/svc/x", nil, nil)
 	checkJSONError(t, resp, body, http.StatusBadGateway, "")
@@ -358,7 +359,7 @@ func (b *lockedBuffer) String() string {
 func TestProxyUpstreamErrorLogNamesChallenge(t *testing.T) {
 	var logs lockedBuffer
 	var dir directory
-	putChallenge(&dir, "svc", deadUpstream(t), HealthHealthy)
+	putChallenge(&dir, "svc", deadUpstream(t), challenge.HealthHealthy)
 	srv := newProxyServer(t, &dir, zerolog.New(&logs))
 	resp, body := doRequest(t, http.MethodGet, srv.URL+"/svc/x", nil, nil)
 	checkJSONError(t, resp, body, http.StatusBadGateway, "upstream_error")

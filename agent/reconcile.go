@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"berth/agent/challenge"
 	"context"
 	"encoding/json"
 	"errors"
@@ -56,9 +57,8 @@ func (a *Agent) reconcile(ctx context.Context, root *supervisor.Supervisor) erro
 			return nil
 		}
 	}
-	labels := docker.OwnerLabels(a.cfg.Agent.ID)
-	if err := a.engine.EnsureNetwork(ctx, a.cfg.Agent.Network, labels); err != nil {
-		return fmt.Errorf("ensure network %s: %w", a.cfg.Agent.Network, err)
+	if err := a.runtime.Prepare(ctx); err != nil {
+		return err
 	}
 	r := &reconciler{a: a, root: root, cfg: a.cfg, running: map[string]configs.Challenge{}}
 	if _, err := r.apply(ctx); err != nil {
@@ -155,8 +155,8 @@ func (r *reconciler) apply(ctx context.Context) (ReloadResult, error) {
 			res.Added = append(res.Added, name)
 		case old.SpecHash() != spec.SpecHash():
 			r.running[name] = spec
-			if h := r.a.dir.get(name); h != nil {
-				h.setSpec(spec)
+			if h := r.a.dir.Get(name); h != nil {
+				h.SetSpec(spec)
 			}
 			res.Updated = append(res.Updated, name)
 		}
@@ -165,12 +165,12 @@ func (r *reconciler) apply(ctx context.Context) (ReloadResult, error) {
 }
 
 func (r *reconciler) start(spec configs.Challenge, changed bool) error {
-	h := r.a.dir.get(spec.Name)
+	h := r.a.dir.Get(spec.Name)
 	if h == nil {
-		h = newChallengeHandle(spec.Name)
-		r.a.dir.put(h)
+		h = challenge.NewHandle(spec.Name)
+		r.a.dir.Put(h)
 	}
-	if _, err := r.root.Add("challenge/"+spec.Name, newChallenge(r.a.shared, h, spec, changed)); err != nil {
+	if _, err := r.root.Add("challenge/"+spec.Name, challenge.New(r.a.deps, h, spec, changed)); err != nil {
 		return err
 	}
 	r.running[spec.Name] = spec
@@ -183,7 +183,7 @@ func (r *reconciler) stop(ctx context.Context, name string) error {
 		return err
 	}
 	delete(r.running, name)
-	r.a.dir.remove(name)
+	r.a.dir.Remove(name)
 	return r.a.forget(ctx, name)
 }
 
@@ -307,7 +307,7 @@ func (a *Agent) removeUndesired(ctx context.Context, desired map[string]configs.
 		if _, ok := desired[rec.Name]; ok {
 			continue
 		}
-		if a.dir.get(rec.Name) != nil && a.reconciled.Load() {
+		if a.dir.Get(rec.Name) != nil && a.reconciled.Load() {
 			continue // running: the reconciler stops its service first
 		}
 		if err := a.forget(ctx, rec.Name); err != nil {
@@ -335,9 +335,9 @@ func (a *Agent) forget(ctx context.Context, name string) error {
 				return err
 			}
 		}
-		ev, err := tx.AppendEvent(statestore.Event{Type: "removed", Challenge: name, Message: "no longer in the desired state; containers removed"})
+		ev, err := tx.AppendEvent(statestore.Event{Type: challenge.EventRemoved, Challenge: name, Message: "no longer in the desired state; containers removed"})
 		if err == nil {
-			logEvent(a.log.With().Str(fieldChallenge, name).Logger(), ev)
+			logEvent(a.log.With().Str(fieldChallenge, name).Logger(), challenge.Event(ev))
 		}
 		return err
 	})
@@ -348,19 +348,20 @@ func (a *Agent) forget(ctx context.Context, name string) error {
 }
 
 func (a *Agent) removeChallengeContainers(ctx context.Context, name string, stopTimeout time.Duration) error {
-	labels := docker.OwnerLabels(a.cfg.Agent.ID)
-	labels[docker.LabelChallenge] = name
-	list, err := a.engine.List(ctx, labels)
+	list, err := a.runtime.List(ctx)
 	if err != nil {
 		return err
 	}
 	for _, ct := range list {
+		if ct.Challenge != name {
+			continue
+		}
 		if ct.Running {
-			if err := a.engine.Stop(ctx, ct.ID, stopTimeout); err != nil {
+			if err := a.runtime.Stop(ctx, ct.ID, stopTimeout); err != nil {
 				return err
 			}
 		}
-		if err := a.engine.Remove(ctx, ct.ID); err != nil {
+		if err := a.runtime.Remove(ctx, ct.ID); err != nil {
 			return err
 		}
 	}
@@ -388,11 +389,11 @@ func (a *Agent) register(spec configs.Challenge, source string) (changed bool, e
 			return err
 		}
 		if !ok {
-			ev, err := tx.AppendEvent(statestore.Event{Type: "registered", Challenge: spec.Name, Version: spec.Version, Message: "registered from " + source})
+			ev, err := tx.AppendEvent(statestore.Event{Type: challenge.EventRegistered, Challenge: spec.Name, Version: spec.Version, Message: "registered from " + source})
 			if err != nil {
 				return err
 			}
-			logEvent(a.log.With().Str(fieldChallenge, spec.Name).Logger(), ev)
+			logEvent(a.log.With().Str(fieldChallenge, spec.Name).Logger(), challenge.Event(ev))
 		}
 		return nil
 	})
@@ -414,16 +415,14 @@ func (a *Agent) publishRecorded() {
 		}
 	}
 	for _, spec := range specs {
-		h := newChallengeHandle(spec.Name)
+		h := challenge.NewHandle(spec.Name)
 		if rec, ok, err := a.store.GetRuntime(spec.Name); err == nil && ok {
-			st := *h.status.Load()
-			st.Image, st.Version, st.Digest = spec.Image, rec.Version, rec.Digest
-			st.Restarts, st.LastExitCode, st.PreviousVersion = rec.Restarts, rec.LastExitCode, rec.PreviousVersion
-			st.Endpoint = a.shared.proxyBase + "/" + spec.Name + "/"
-			carryRecorded(&st, rec)
-			h.status.Store(&st)
+			st := *h.Status()
+			st.Image, st.Endpoint = spec.Image, a.deps.Endpoint+"/"+spec.Name+"/"
+			challenge.CarryRecorded(&st, fromRuntime(rec))
+			h.SetStatus(&st)
 		}
-		a.dir.put(h)
+		a.dir.Put(h)
 	}
 }
 
@@ -455,10 +454,10 @@ func storedAPISpec(cfg *configs.Config, rec statestore.SpecRecord) (configs.Chal
 func (a *Agent) refuseStored(name string, err error) {
 	log := a.log.With().Str(fieldChallenge, name).Logger()
 	log.Error().Err(err).Msg("stored API spec refused by the config in force; its containers are removed")
-	ev, aerr := a.store.AppendEvent(statestore.Event{Type: "refused", Challenge: name,
+	ev, aerr := a.store.AppendEvent(statestore.Event{Type: challenge.EventRefused, Challenge: name,
 		Message: "stored API spec refused by the config in force (register it again once it is allowed): " + err.Error()})
 	if aerr == nil {
-		logEvent(log, ev)
+		logEvent(log, challenge.Event(ev))
 	}
 }
 

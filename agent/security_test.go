@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"berth/agent/challenge"
 	"bufio"
 	"bytes"
 	"context"
@@ -41,7 +42,7 @@ func checkNoInternals(tb testing.TB, what string, body []byte) {
 // shows internals.
 func TestAPIHostileRequests(t *testing.T) {
 	f := newAPIFixture(t, "s3cret")
-	putChallenge(f.dir, "a", "", HealthUnknown)
+	putChallenge(f.dir, "a", "", challenge.HealthUnknown)
 	auth := http.Header{"Authorization": {"Bearer s3cret"}}
 	big := strings.Repeat("x", 2<<20)
 	long := strings.Repeat("n", 5000)

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"berth/agent/challenge"
 	"context"
 	"fmt"
 	"sync/atomic"
@@ -8,7 +9,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"berth/docker"
 	"berth/statestore"
 	"berth/supervisor"
 )
@@ -17,10 +17,9 @@ import (
 // agent's containers, streams their events to the owning challenges and
 // reconnects with backoff whenever the stream breaks.
 type watcher struct {
-	agentID   string
-	engine    Engine
+	runtime   challenge.Runtime
 	store     *statestore.Store
-	dir       *directory
+	dir       *challenge.Directory
 	clock     supervisor.Clock
 	rand      func() float64
 	log       zerolog.Logger
@@ -66,11 +65,11 @@ func (w *watcher) sleep(ctx context.Context, d time.Duration) bool {
 func (w *watcher) setDown(err error) {
 	if wasUp := w.up.Swap(false); wasUp || !w.known.Swap(true) {
 		w.everDown.Store(true)
-		ev, serr := w.store.AppendEvent(statestore.Event{Type: "docker_disconnected", Message: "docker engine unreachable", Error: errString(err)})
+		ev, serr := w.store.AppendEvent(statestore.Event{Type: challenge.EventDockerDisconnected, Message: "docker engine unreachable", Error: errString(err)})
 		if serr != nil {
-			ev = statestore.Event{Type: "docker_disconnected", Error: errString(err)}
+			ev = statestore.Event{Type: challenge.EventDockerDisconnected, Error: errString(err)}
 		}
-		logEvent(w.log, ev)
+		logEvent(w.log, challenge.Event(ev))
 	}
 }
 
@@ -84,21 +83,21 @@ func errString(err error) string {
 // watchOnce is one connection: ping, subscribe, list, then stream events
 // with a periodic re-list until something fails.
 func (w *watcher) watchOnce(ctx context.Context) error {
-	if _, err := w.engine.Ping(ctx); err != nil {
+	if err := w.runtime.Ping(ctx); err != nil {
 		return err
 	}
 	streamCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Subscribe before listing so nothing happening in between is missed.
-	events, errs := w.engine.Events(streamCtx, docker.OwnerLabels(w.agentID))
+	events, errs := w.runtime.Events(streamCtx)
 	if err := w.relistAll(ctx); err != nil {
 		return err
 	}
 	w.known.Store(true)
 	if !w.up.Swap(true) && w.everDown.Swap(false) {
-		ev, err := w.store.AppendEvent(statestore.Event{Type: "docker_reconnected", Message: "docker engine reachable again"})
+		ev, err := w.store.AppendEvent(statestore.Event{Type: challenge.EventDockerReconnected, Message: "docker engine reachable again"})
 		if err == nil {
-			logEvent(w.log, ev)
+			logEvent(w.log, challenge.Event(ev))
 		}
 	}
 	ticker := w.clock.NewTimer(w.relist)
@@ -115,13 +114,13 @@ func (w *watcher) watchOnce(ctx context.Context) error {
 			if !ok {
 				return <-errs
 			}
-			if h := w.dir.get(ev.Challenge()); h != nil {
-				h.send(msgContainerEvent{ev: ev})
+			if h := w.dir.Get(ev.Challenge); h != nil {
+				h.Notify(ev)
 			}
 		case err := <-errs:
 			return err
 		case <-watchdog.C():
-			if _, err := w.engine.Ping(ctx); err != nil {
+			if err := w.runtime.Ping(ctx); err != nil {
 				return fmt.Errorf("watchdog: %w", err)
 			}
 			watchdog = w.clock.NewTimer(w.pingEvery)
@@ -136,17 +135,16 @@ func (w *watcher) watchOnce(ctx context.Context) error {
 
 // relistAll sends every challenge the engine's current list of its containers.
 func (w *watcher) relistAll(ctx context.Context) error {
-	list, err := w.engine.List(ctx, docker.OwnerLabels(w.agentID))
+	list, err := w.runtime.List(ctx)
 	if err != nil {
 		return err
 	}
-	byChallenge := map[string][]docker.Container{}
-	for _, ct := range list {
-		name := ct.Labels[docker.LabelChallenge]
-		byChallenge[name] = append(byChallenge[name], ct)
+	byChallenge := map[string][]challenge.Instance{}
+	for _, in := range list {
+		byChallenge[in.Challenge] = append(byChallenge[in.Challenge], in)
 	}
-	for _, h := range w.dir.list() {
-		h.send(msgContainerList{containers: byChallenge[h.name]})
+	for _, h := range w.dir.List() {
+		h.NotifyList(byChallenge[h.Name()])
 	}
 	return nil
 }

@@ -65,6 +65,8 @@ type Container struct {
 	FinishedAt time.Time
 	// HostPort is the 127.0.0.1 port published for the challenge port, if any.
 	HostPort string
+	// Port is the container port the challenge listens on (Inspect only).
+	Port int
 	// NetworkIPs maps network name to the container's address on it.
 	NetworkIPs map[string]string
 	// Volumes names the named volumes the container mounts (Inspect only).
@@ -354,6 +356,11 @@ func (c *Client) Inspect(ctx context.Context, idOrName string) (Container, error
 	if info.Config != nil {
 		out.Image = info.Config.Image
 		out.Labels = info.Config.Labels
+		for p := range info.Config.ExposedPorts {
+			if p.Proto() == "tcp" {
+				out.Port = p.Int()
+			}
+		}
 	}
 	if st := info.State; st != nil {
 		out.State = string(st.Status)

@@ -1,0 +1,138 @@
+package challenge
+
+import (
+	"context"
+	"time"
+
+	"berth/supervisor"
+)
+
+// keepPrevious records id as the kept previous instance, due for removal
+// after keep; the caller persists the record.
+func (c *Owner) keepPrevious(id string, keep time.Duration) {
+	c.rec.Kept = &Kept{ContainerID: id, RemoveAt: c.Clock.Now().Add(keep)}
+	c.keepAttempt = 0
+	c.rearm(&c.keepTimer, keep)
+}
+
+// armKept arms the removal of the kept previous instance, if any, for when
+// it is due.
+func (c *Owner) armKept() {
+	if k := c.rec.Kept; k != nil {
+		c.rearm(&c.keepTimer, max(0, k.RemoveAt.Sub(c.Clock.Now())))
+	}
+}
+
+// cleanupBackoff paces retries of a failed stop or remove of an instance
+// that should no longer run or exist.
+var cleanupBackoff = supervisor.Backoff{Initial: time.Second, Max: time.Minute, Multiplier: 2, Jitter: 0.2}
+
+// removePrevious removes the kept previous instance once it is due; a
+// failed removal is retried with backoff.
+func (c *Owner) removePrevious(ctx context.Context) {
+	kept := c.rec.Kept
+	if kept == nil {
+		return
+	}
+	if !c.recovered || c.swap != nil {
+		// An interrupted swap is settled first, and a running swap may be
+		// starting the kept instance again for a rollback; each re-arms
+		// the removal when it ends.
+		return
+	}
+	id := kept.ContainerID
+	if c.inUse(id) {
+		c.rec.Kept = nil
+		c.persist()
+		return
+	}
+	if err := c.Runtime.Remove(ctx, id); err != nil {
+		c.keepAttempt++
+		delay := cleanupBackoff.Delay(c.keepAttempt, c.Rand())
+		c.logf(LevelWarn, "remove previous container; will retry", err, F(FieldContainerID, ShortID(id)),
+			F(FieldRetryIn, delay.Round(time.Millisecond).String()))
+		c.rearm(&c.keepTimer, delay)
+		return
+	}
+	c.keepAttempt = 0
+	c.rec.Kept = nil
+	for slot, rec := range c.rec.Slots {
+		if rec.ContainerID == id && slot != c.activeSlot() {
+			delete(c.rec.Slots, slot)
+		}
+	}
+	c.persist()
+}
+
+// inUse says whether id serves or is about to: the active instance, or a
+// draining swap's old instance.
+func (c *Owner) inUse(id string) bool {
+	return (c.current != nil && c.current.ID == id) || c.rec.Slots[c.activeSlot()].ContainerID == id ||
+		(c.draining != nil && c.draining.fromID == id)
+}
+
+// retryRecovery settles an interrupted swap, and retries with backoff while
+// its stop or remove fails: an old version must not run on until the next
+// bring-up, which for an adopted instance may never come.
+func (c *Owner) retryRecovery(ctx context.Context) {
+	c.recovered = c.recoverSwap(ctx)
+	if c.recovered {
+		c.recoverTries = 0
+		c.armKept()
+		if next := c.pendingSpec; next != nil && c.swap == nil && c.draining == nil {
+			c.pendingSpec = nil
+			c.applySpec(ctx, *next)
+		} else if c.pendingSwap && c.current != nil && c.lifecycle == Running {
+			c.pendingSwap = false
+			if r := c.startSwap(ctx, c.spec.Version, swapConfig); r.err != nil {
+				c.logf(LevelError, "swap to the changed config entry", r.err)
+			}
+		}
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	c.recoverTries++
+	delay := cleanupBackoff.Delay(c.recoverTries, c.Rand())
+	c.logf(LevelWarn, "interrupted swap not settled; will retry", nil, F(FieldRetryIn, delay.Round(time.Millisecond).String()))
+	c.rearm(&c.recoverTimer, delay)
+}
+
+// recoverSwap settles a swap interrupted by a berth crash as RecoverSwap
+// decides; false means it must be tried again.
+func (c *Owner) recoverSwap(ctx context.Context) bool {
+	plan, ok, err := c.Store.Swap(c.spec.Name)
+	if err != nil {
+		return false
+	}
+	if !ok {
+		return true
+	}
+	r := RecoverSwap(plan, c.rec)
+	switch {
+	case r.Remove != "":
+		if err := c.Runtime.Remove(ctx, r.Remove); err != nil {
+			c.logf(LevelWarn, "remove container of interrupted swap; will retry", err)
+			return false
+		}
+	case r.RemoveSlot != "":
+		if in, err := c.Runtime.InSlot(ctx, c.spec.Name, r.RemoveSlot); err == nil {
+			_ = c.Runtime.Remove(ctx, in.ID)
+		}
+	case r.StopAndKeep != "":
+		if err := c.Runtime.Stop(ctx, r.StopAndKeep, c.spec.Restart.StopTimeout); err != nil {
+			c.logf(LevelWarn, "stop previous container of interrupted swap; will retry", err)
+			return false
+		}
+		c.keepPrevious(r.StopAndKeep, c.spec.Update.KeepPrevious)
+	}
+	return c.closeSwapRecord(r.Event) == nil
+}
+
+// closeSwapRecord deletes the swap plan and records how the swap ended,
+// with the record (the kept previous instance), in one transaction.
+func (c *Owner) closeSwapRecord(ev Event) error {
+	rec := c.rec
+	return c.commit(Write{Runtime: &rec, DeleteSwap: true, Events: []Event{ev}})
+}

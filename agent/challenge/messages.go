@@ -1,0 +1,82 @@
+package challenge
+
+// message is what an owner's inbox carries: requests from the API and hints
+// from the runtime watcher. The set is sealed: only this package adds to it.
+type message interface{ inboxMessage() }
+
+// jobReport is what the owner's own jobs (image pulls, stops, probes and
+// swaps) send back when they have news. Sealed like message.
+type jobReport interface{ jobReport() }
+
+type (
+	// msgInstanceEvent is a runtime event about one of the challenge's instances.
+	msgInstanceEvent struct{ ev InstanceEvent }
+	// msgInstanceList is the runtime's full list of the challenge's instances.
+	msgInstanceList struct{ instances []Instance }
+	// msgRestart asks for a restart now; it also clears a give-up. A
+	// withdrawn ticket means the requester was told nothing happened.
+	msgRestart struct {
+		reply  chan error
+		ticket *ticket
+	}
+	// msgSwap asks for a swap to version (the previous one for a rollback).
+	msgSwap struct {
+		version string
+		kind    string
+		reply   chan swapReply
+		ticket  *ticket
+	}
+)
+
+func (msgInstanceEvent) inboxMessage() {}
+func (msgInstanceList) inboxMessage()  {}
+func (msgRestart) inboxMessage()       {}
+func (msgSwap) inboxMessage()          {}
+
+type swapReply struct {
+	id, from, to string
+	err          error
+}
+
+type (
+	// msgPulling: the image job found it must pull.
+	msgPulling struct {
+		gen int
+		ref string
+	}
+	// msgImage ends an image job: the image to run is present, or err.
+	msgImage struct {
+		gen              int
+		tag, ref, digest string
+		err              error
+	}
+	// msgStopped ends a stop job.
+	msgStopped struct {
+		id  string
+		err error
+	}
+	// msgProbed is one probe's result.
+	msgProbed struct{ r ProbeResult }
+	// msgCutOver: the swap's new instance is ready; the owner makes it
+	// active and answers on reply.
+	msgCutOver struct {
+		job   *swapJob
+		inst  Instance
+		slot  string
+		tag   string
+		dig   string
+		reply chan error
+	}
+	// msgSwapDone ends a swap (or its drain, after the cut-over).
+	msgSwapDone struct {
+		job *swapJob
+		err error
+	}
+)
+
+func (msgPulling) jobReport()  {}
+func (msgImage) jobReport()    {}
+func (msgStopped) jobReport()  {}
+func (msgProbed) jobReport()   {}
+func (msgCutOver) jobReport()  {}
+func (msgSwapDone) jobReport() {}

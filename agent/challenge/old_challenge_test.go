@@ -1,0 +1,52 @@
+//go:build ignore
+
+package challenge
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"berth/docker"
+)
+
+// A panic in the challenge goroutine while a swap runs must not leave Serve
+// waiting for a swap goroutine that can never deliver its result.
+func TestPanicDuringSwapDoesNotDeadlock(t *testing.T) {
+	spec := testSpec()
+	f := newChallengeFixture(t, nil, nil)
+	v1 := newVersion(t)
+	f.seed(spec, v1)
+	release := make(chan struct{})
+	pulling := make(chan struct{}, 1)
+	f.engine.imageInfo = func(ctx context.Context) error {
+		pulling <- struct{}{}
+		select {
+		case <-release:
+			return errFake
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	f.start(spec)
+	eventually(t, 5*time.Second, func() bool { return f.status().State == Running }, "not adopted")
+	if r := f.swap(swapRequested, "2.0.0"); r.err != nil {
+		t.Fatal(r.err)
+	}
+	<-pulling
+	f.engine.mu.Lock()
+	f.engine.inspect = func() { panic("challenge goroutine bug") }
+	f.engine.mu.Unlock()
+	f.handle.inbox <- msgContainerEvent{ev: docker.Event{ContainerID: "old01", Action: "oom"}}
+	time.Sleep(100 * time.Millisecond) // the panic unwinds into Serve's deferred waits
+	close(release)                     // the swap fails and reports back
+	select {
+	case r := <-f.done:
+		if r != "challenge goroutine bug" {
+			t.Fatalf("Serve ended with %v, want the panic", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after a panic during a swap: it waits for the swap goroutine, which waits for Serve")
+	}
+	f.cancel = nil
+}

@@ -1,0 +1,111 @@
+package challenge
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// hostileOutput is what a challenge might print: a window-title OSC, a
+// screen clear, colours, an 8-bit CSI, a carriage return that overwrites
+// the line, a bell and a bidi override.
+const hostileOutput = "\x1b]0;owned\x07\x1b[2Jfirst line \x1b[31mred\x1b[0m\r\nsecond\tline\x07 \u009b31m\u202eevil\r\n"
+
+// unprintable names the first byte or rune of s a terminal would act on;
+// newlines and tabs are allowed when multiline.
+func unprintable(s string, multiline bool) (rune, bool) {
+	if !utf8.ValidString(s) {
+		return utf8.RuneError, true
+	}
+	for _, r := range s {
+		switch {
+		case multiline && (r == '\n' || r == '\t'):
+		case unicode.IsControl(r), r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+			return r, true
+		}
+	}
+	return 0, false
+}
+
+func TestProbeErrorIsPrintable(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, hostileOutput)
+	}))
+	defer srv.Close()
+	res := NewProber().Probe(context.Background(), srv.URL, 2*time.Second)
+	if res.Pass {
+		t.Fatal("503 passed")
+	}
+	if r, bad := unprintable(res.Err, false); bad {
+		t.Errorf("probe error %q carries %U", res.Err, r)
+	}
+	if !strings.Contains(res.Err, "first line red") || !strings.Contains(res.Err, "second line") {
+		t.Errorf("probe error %q lost the readable text", res.Err)
+	}
+}
+
+func TestExitOutputIsPrintable(t *testing.T) {
+	f := newFixture(t)
+	f.rt.SetLogs(hostileOutput)
+	c := New(f.deps, NewHandle("out"), testSpec(), false)
+	got := c.lastOutput(context.Background(), "abc")
+	if r, bad := unprintable(got, true); bad {
+		t.Errorf("last output %q carries %U", got, r)
+	}
+	if !strings.Contains(got, "first line red\nsecond\tline") {
+		t.Errorf("last output %q lost its text or line breaks", got)
+	}
+}
+
+func TestPrintable(t *testing.T) {
+	tests := []struct {
+		name, in, line, multi string
+	}{
+		{"plain", "hello, wörld ✓", "hello, wörld ✓", "hello, wörld ✓"},
+		{"newline and tab", "a\tb\nc", "a b c", "a\tb\nc"},
+		{"crlf", "a\r\nb\rc", "a bc", "a\nbc"},
+		{"csi colours", "\x1b[1;31mred\x1b[0m!", "red!", "red!"},
+		{"csi private", "\x1b[?25lhidden\x1b[?1049h", "hidden", "hidden"},
+		{"osc title bel", "\x1b]0;title\x07after", "after", "after"},
+		{"osc hyperlink st", "\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\", "link", "link"},
+		{"unterminated osc stops at newline", "\x1b]0;title\nnext", " next", "\nnext"},
+		{"dcs", "\x1bPq#0;2;0;0;0\x1b\\x", "x", "x"},
+		{"charset and reset", "\x1b(Ba\x1bcb", "ab", "ab"},
+		{"lone escape at end", "a\x1b", "a", "a"},
+		{"escape before newline", "a\x1b\nb", "a b", "a\nb"},
+		{"c0 bell backspace nul del", "a\x07\x08\x00\x7fb", "ab", "ab"},
+		{"c1 csi", "a\u009b31mb\u0085c", "a31mbc", "a31mbc"},
+		{"bidi", "a\u202eb\u2066c\u2069", "abc", "abc"},
+		{"invalid utf8", "a\xff\xfeb", "ab", "ab"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Printable(tt.in, false); got != tt.line {
+				t.Errorf("Printable(%q, false) = %q, want %q", tt.in, got, tt.line)
+			}
+			if got := Printable(tt.in, true); got != tt.multi {
+				t.Errorf("Printable(%q, true) = %q, want %q", tt.in, got, tt.multi)
+			}
+		})
+	}
+}
+
+func FuzzPrintable(f *testing.F) {
+	f.Add(hostileOutput)
+	f.Add("\x1b[")
+	f.Add("\x1b]")
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, multi := range []bool{false, true} {
+			if r, bad := unprintable(Printable(s, multi), multi); bad {
+				t.Fatalf("Printable(%q, %v) keeps %U", s, multi, r)
+			}
+		}
+	})
+}
