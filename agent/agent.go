@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"berth/agent/alerts"
 	"berth/agent/proxy"
 	"berth/configs"
 	"berth/docker"
@@ -195,7 +196,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}{
 		{"docker-watcher", a.watcher},
 		{"checkpointer", a.checkpoints},
-		{"alerts", newAlerter(a.cfg.Agent, a.store, a.clock, a.log)}, // returns at once without agent.alerts.webhook_url
+		{"alerts", alerts.New(a.cfg.Agent, alertFeed{a.store}, a.clock, a.log)}, // returns at once without agent.alerts.webhook_url
 		{"admin-api", &httpService{name: "admin api", listener: a.apiListener, handler: api.routes(), log: a.log}},
 		{"proxy", &httpService{name: "proxy", listener: a.proxyListener, handler: a.proxy, log: a.log, longRequests: true, grace: 30 * time.Second,
 			readHeaderTimeout: proxy.ReadHeaderTimeout, idleTimeout: proxy.IdleTimeout}},

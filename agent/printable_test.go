@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"berth/docker"
-	"berth/statestore"
 )
 
 // hostileOutput is what a challenge might print: a window-title OSC, a
@@ -73,24 +72,6 @@ func TestExitOutputIsPrintable(t *testing.T) {
 	}
 	if !strings.Contains(got, "first line red\nsecond\tline") {
 		t.Errorf("last output %q lost its text or line breaks", got)
-	}
-}
-
-func TestAlertsArePrintable(t *testing.T) {
-	rc := newAlertReceiver(t, nil)
-	h := startAlerter(t, rc, time.Minute, nil)
-	defer h.close()
-	if _, err := h.store.AppendEvent(statestore.Event{Type: "gave_up", Challenge: "c", Message: "exited; last output: " + hostileOutput, Error: hostileOutput}); err != nil {
-		t.Fatal(err)
-	}
-	p := rc.next(t)
-	for what, s := range map[string]string{"message": p.Message, "error": p.Error, "event.message": p.Event.Message, "event.error": p.Event.Error} {
-		if r, bad := unprintable(s, true); bad {
-			t.Errorf("alert %s %q carries %U", what, s, r)
-		}
-	}
-	if !strings.Contains(p.Message, "first line red") {
-		t.Errorf("alert message %q lost the readable text", p.Message)
 	}
 }
 
