@@ -10,13 +10,16 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"berth/agent/alerts"
 	"berth/agent/dockerrt"
+	"berth/agent/proxy"
 	"berth/configs"
 	"berth/docker"
 	"berth/statestore"
@@ -48,7 +51,7 @@ type Agent struct {
 	deps    *challenge.Deps // what every challenge owner shares
 
 	checkpoints *checkpointer
-	proxy       *proxy
+	proxy       *proxy.Proxy
 	metrics     *metrics
 
 	apiListener   net.Listener
@@ -113,8 +116,10 @@ func New(cfg *configs.Config, opts Options) (_ *Agent, err error) {
 		rand: rand.Float64, log: a.log.With().Str(fieldComponent, "docker").Logger(), relist: 30 * time.Second, pingEvery: 5 * time.Second}
 	up := a.watcher.dockerUp
 	dockerUp.Store(&up)
-	a.proxy = newProxy(a.dir, a.log.With().Str(fieldComponent, "proxy").Logger())
-	a.proxy.requests = a.metrics.proxyRequests
+	a.proxy = proxy.New(proxyRoutes{a.dir}, proxy.Options{Log: a.log.With().Str(fieldComponent, "proxy").Logger(),
+		OnRequest: func(name string, code int) {
+			a.metrics.proxyRequests.WithLabelValues(name, strconv.Itoa(code)).Inc()
+		}})
 	a.checkpoints.duration = a.metrics.checkpointDuration
 	a.deps = &challenge.Deps{
 		Runtime:        a.runtime,
@@ -191,10 +196,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}{
 		{"docker-watcher", a.watcher},
 		{"checkpointer", a.checkpoints},
-		{"alerts", newAlerter(a.cfg.Agent, a.store, a.clock, a.log)}, // returns at once without agent.alerts.webhook_url
+		{"alerts", alerts.New(a.cfg.Agent, alertFeed{a.store}, a.clock, a.log)}, // returns at once without agent.alerts.webhook_url
 		{"admin-api", &httpService{name: "admin api", listener: a.apiListener, handler: api.routes(), log: a.log}},
 		{"proxy", &httpService{name: "proxy", listener: a.proxyListener, handler: a.proxy, log: a.log, longRequests: true, grace: 30 * time.Second,
-			readHeaderTimeout: proxyReadHeaderTimeout, idleTimeout: proxyIdleTimeout}},
+			readHeaderTimeout: proxy.ReadHeaderTimeout, idleTimeout: proxy.IdleTimeout}},
 		{"reconciler", supervisor.ServiceFunc(func(ctx context.Context) error { return a.reconcile(ctx, root) })},
 		{"orphan-reaper", &orphanReaper{runtime: a.runtime, store: a.store, dir: a.dir, clock: a.clock,
 			grace: a.cfg.Agent.OrphanGrace, log: a.log.With().Str(fieldComponent, "orphans").Logger(), ready: a.reconciled.Load}},

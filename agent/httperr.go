@@ -26,3 +26,5 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
 }
+
+func quote(s string) string { b, _ := json.Marshal(s); return string(b) }

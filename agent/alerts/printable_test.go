@@ -1,18 +1,13 @@
-package agent
+package alerts
 
 import (
-	"berth/agent/challenge"
-	"context"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
-	"berth/docker"
-	"berth/statestore"
+	"berth/agent/challenge"
 )
 
 // hostileOutput is what a challenge might print: a window-title OSC, a
@@ -40,9 +35,7 @@ func TestAlertsArePrintable(t *testing.T) {
 	rc := newAlertReceiver(t, nil)
 	h := startAlerter(t, rc, time.Minute, nil)
 	defer h.close()
-	if _, err := h.store.AppendEvent(statestore.Event{Type: "gave_up", Challenge: "c", Message: "exited; last output: " + hostileOutput, Error: hostileOutput}); err != nil {
-		t.Fatal(err)
-	}
+	h.feed.append(challenge.Event{Type: challenge.EventGaveUp, Challenge: "c", Message: "exited; last output: " + hostileOutput, Error: hostileOutput})
 	p := rc.next(t)
 	for what, s := range map[string]string{"message": p.Message, "error": p.Error, "event.message": p.Event.Message, "event.error": p.Event.Error} {
 		if r, bad := unprintable(s, true); bad {

@@ -1,115 +1,29 @@
-package agent
+package proxy
 
 import (
-	"berth/agent/challenge"
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"berth/agent/challenge"
 )
 
-// seenRequest is what the echo upstream reports about the request it got.
-type seenRequest struct {
-	Method     string      `json:"method"`
-	RequestURI string      `json:"request_uri"`
-	Path       string      `json:"path"`
-	RawQuery   string      `json:"raw_query"`
-	Host       string      `json:"host"`
-	Header     http.Header `json:"header"`
-	Body       string      `json:"body"`
-}
-
-func echoUpstream(tb testing.TB) *httptest.Server {
-	tb.Helper()
-	return newTestServer(tb, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("X-Upstream", "echo")
-		w.WriteHeader(http.StatusCreated)
-		_ = json.NewEncoder(w).Encode(seenRequest{
-			Method: r.Method, RequestURI: r.RequestURI, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
-			Host: r.Host, Header: r.Header, Body: string(body),
-		})
-	}))
-}
-
-// putChallenge registers a handle whose status routes to upstream.
-func putChallenge(dir *challenge.Directory, name, upstream string, health challenge.Health) *challenge.Handle {
-	h := challenge.NewHandle(name)
-	h.SetStatus(&challenge.Status{Name: name, State: challenge.Running, Health: health, Upstream: upstream})
-	dir.Put(h)
-	return h
-}
-
-func newProxyServer(tb testing.TB, dir *challenge.Directory, log zerolog.Logger) *httptest.Server {
-	tb.Helper()
-	return newTestServer(tb, newProxy(dir, log))
-}
-
-func doRequest(tb testing.TB, method, target string, body io.Reader, header http.Header) (*http.Response, []byte) {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, target, body)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for k, vs := range header {
-		req.Header[k] = vs
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		tb.Fatalf("%s %s: %v", method, target, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		tb.Fatalf("%s %s: read body: %v", method, target, err)
-	}
-	return resp, b
-}
-
-// checkJSONError asserts an {"error","code"} body with the given status.
-func checkJSONError(tb testing.TB, resp *http.Response, body []byte, status int, code string) errorBody {
-	tb.Helper()
-	if resp.StatusCode != status {
-		tb.Fatalf("status %d, want %d; body %s", resp.StatusCode, status, body)
-	}
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		tb.Fatalf("Content-Type %q, want application/json", ct)
-	}
-	var raw map[string]any
-	if err := json.Unmarshal(body, &raw); err != nil {
-		tb.Fatalf("error body is not JSON: %v: %s", err, body)
-	}
-	msg, _ := raw["error"].(string)
-	got, _ := raw["code"].(string)
-	if msg == "" || got == "" {
-		tb.Fatalf("error body lacks error or code: %s", body)
-	}
-	if code != "" && got != code {
-		tb.Fatalf("code %q, want %q", got, code)
-	}
-	return errorBody{Error: msg, Code: got}
-}
-
 func TestProxyUnknownChallenge(t *testing.T) {
-	var dir directory
+	var routes routeTable
 	up := echoUpstream(t)
-	putChallenge(&dir, "known", up.URL, challenge.HealthHealthy)
-	srv := newProxyServer(t, &dir, zerolog.Nop())
+	routes.put("known", up.URL, "healthy")
+	srv := newProxyServer(t, &routes, zerolog.Nop())
 
 	for _, path := range []string{"/nope/x", "/nope", "/", "/known-not/x", "//x"} {
 		t.Run(path, func(t *testing.T) {
@@ -129,19 +43,19 @@ func TestProxyUnavailable(t *testing.T) {
 	}))
 	tests := []struct {
 		name     string
-		health   Health
+		health   string
 		upstream string
 	}{
-		{"unknown", challenge.HealthUnknown, up.URL},
-		{"unhealthy", challenge.HealthUnhealthy, up.URL},
-		{"healthy without upstream", challenge.HealthHealthy, ""},
-		{"degraded without upstream", challenge.HealthDegraded, ""},
+		{"unknown", "unknown", up.URL},
+		{"unhealthy", "unhealthy", up.URL},
+		{"healthy without upstream", "healthy", ""},
+		{"degraded without upstream", "degraded", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var dir directory
-			putChallenge(&dir, "svc", tt.upstream, tt.health)
-			srv := newProxyServer(t, &dir, zerolog.Nop())
+			var routes routeTable
+			routes.put("svc", tt.upstream, tt.health)
+			srv := newProxyServer(t, &routes, zerolog.Nop())
 			resp, body := doRequest(t, http.MethodGet, srv.URL+"/svc/x", nil, nil)
 			checkJSONError(t, resp, body, http.StatusServiceUnavailable, "")
 			if resp.Header.Get("Retry-After") == "" {
@@ -159,10 +73,10 @@ func TestProxyUnavailable(t *testing.T) {
 func TestProxyForwards(t *testing.T) {
 	up := echoUpstream(t)
 	upURL, _ := url.Parse(up.URL)
-	var dir directory
-	putChallenge(&dir, "svc", up.URL, challenge.HealthHealthy)
-	putChallenge(&dir, "deg", up.URL, challenge.HealthDegraded)
-	srv := newProxyServer(t, &dir, zerolog.Nop())
+	var routes routeTable
+	routes.put("svc", up.URL, "healthy")
+	routes.put("deg", up.URL, "degraded")
+	srv := newProxyServer(t, &routes, zerolog.Nop())
 	srvURL, _ := url.Parse(srv.URL)
 
 	tests := []struct {
@@ -242,18 +156,18 @@ func TestProxyForwards(t *testing.T) {
 func TestProxyFollowsStatusChanges(t *testing.T) {
 	blue := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "blue") }))
 	green := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "green") }))
-	var dir directory
-	h := putChallenge(&dir, "svc", blue.URL, challenge.HealthHealthy)
-	srv := newProxyServer(t, &dir, zerolog.Nop())
+	var routes routeTable
+	routes.put("svc", blue.URL, "healthy")
+	srv := newProxyServer(t, &routes, zerolog.Nop())
 
 	if _, body := doRequest(t, http.MethodGet, srv.URL+"/svc/", nil, nil); string(body) != "blue" {
 		t.Fatalf("before cut-over: %q", body)
 	}
-	h.SetStatus(&challenge.Status{Name: "svc", State: challenge.Running, Health: challenge.HealthHealthy, Upstream: green.URL})
+	routes.put("svc", green.URL, "healthy")
 	if _, body := doRequest(t, http.MethodGet, srv.URL+"/svc/", nil, nil); string(body) != "green" {
 		t.Fatalf("after cut-over: %q", body)
 	}
-	dir.remove("svc")
+	routes.remove("svc")
 	resp, body := doRequest(t, http.MethodGet, srv.URL+"/svc/", nil, nil)
 	checkJSONError(t, resp, body, http.StatusNotFound, "")
 }
@@ -282,13 +196,13 @@ func testProxyStreams(t *testing.T, withMetrics bool) {
 	}))
 	t.Cleanup(unblock) // before up.Close
 
-	var dir directory
-	putChallenge(&dir, "svc", up.URL, challenge.HealthHealthy)
-	p := newProxy(&dir, zerolog.Nop())
+	var routes routeTable
+	routes.put("svc", up.URL, "healthy")
+	opts := Options{Log: zerolog.Nop()}
 	if withMetrics {
-		p.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "test_proxy_requests_total"}, []string{"challenge", "code"})
+		opts.OnRequest = func(string, int) {}
 	}
-	srv := newTestServer(t, p)
+	srv := newTestServer(t, New(&routes, opts))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -310,57 +224,28 @@ func testProxyStreams(t *testing.T, withMetrics bool) {
 	}
 }
 
-func deadUpstream(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return "http://" + addr
-}
-
 func TestProxyUpstreamDown(t *testing.T) {
-	var dir directory
-	putChallenge(&dir, "svc", deadUpstream(t), challenge.HealthHealthy)
-	srv := newProxyServer(t, &dir, zerolog.Nop())
+	var routes routeTable
+	routes.put("svc", deadUpstream(t), "healthy")
+	srv := newProxyServer(t, &routes, zerolog.Nop())
 	resp, body := doRequest(t, http.MethodGet, srv.URL+"/svc/x", nil, nil)
 	checkJSONError(t, resp, body, http.StatusBadGateway, "upstream_error")
 }
 
 func TestProxyBadUpstreamAddress(t *testing.T) {
-	var dir directory
-	putChallenge(&dir, "svc", "http://[::1", challenge.HealthHealthy)
-	srv := newProxyServer(t, &dir, zerolog.Nop())
+	var routes routeTable
+	routes.put("svc", "http://[::1", "healthy")
+	srv := newProxyServer(t, &routes, zerolog.Nop())
 	resp, body := doRequest(t, http.MethodGet, srv.URL+"/svc/x", nil, nil)
 	checkJSONError(t, resp, body, http.StatusBadGateway, "")
-}
-
-// lockedBuffer is an io.Writer safe to share with server goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // Every log line about a challenge carries its name (SPEC §5.10).
 func TestProxyUpstreamErrorLogNamesChallenge(t *testing.T) {
 	var logs lockedBuffer
-	var dir directory
-	putChallenge(&dir, "svc", deadUpstream(t), challenge.HealthHealthy)
-	srv := newProxyServer(t, &dir, zerolog.New(&logs))
+	var routes routeTable
+	routes.put("svc", deadUpstream(t), "healthy")
+	srv := newProxyServer(t, &routes, zerolog.New(&logs))
 	resp, body := doRequest(t, http.MethodGet, srv.URL+"/svc/x", nil, nil)
 	checkJSONError(t, resp, body, http.StatusBadGateway, "upstream_error")
 
@@ -372,7 +257,41 @@ func TestProxyUpstreamErrorLogNamesChallenge(t *testing.T) {
 	if err := json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &line); err != nil {
 		t.Fatalf("log line not JSON: %v: %s", err, out)
 	}
-	if line[fieldChallenge] != "svc" {
-		t.Fatalf("log line %s: %q = %v, want \"svc\"", out, fieldChallenge, line[fieldChallenge])
+	if line[challenge.FieldChallenge] != "svc" {
+		t.Fatalf("log line %s: %q = %v, want \"svc\"", out, challenge.FieldChallenge, line[challenge.FieldChallenge])
+	}
+}
+
+// OnRequest sees every request once, with its code; names without a route
+// are reported as "" so they cannot grow a metric's series set.
+func TestProxyOnRequest(t *testing.T) {
+	var routes routeTable
+	routes.put("svc", echoUpstream(t).URL, "healthy")
+	routes.put("down", "", "unhealthy")
+	var mu sync.Mutex
+	var got []string
+	srv := newTestServer(t, New(&routes, Options{Log: zerolog.Nop(), OnRequest: func(challenge string, code int) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, fmt.Sprintf("%s=%d", challenge, code))
+	}}))
+	for _, path := range []string{"/svc/x", "/down/x", "/nope/x", "/"} {
+		doRequest(t, http.MethodGet, srv.URL+path, nil, nil)
+	}
+	// The handler reports just after the client has the whole answer, so
+	// reports may come in any order.
+	want := "=404 =404 down=503 svc=201"
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		s := strings.Join(slices.Sorted(slices.Values(got)), " ")
+		mu.Unlock()
+		if s == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("OnRequest saw %q, want %q", s, want)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -1,16 +1,11 @@
-package agent
+package alerts
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,204 +13,10 @@ import (
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
+	"berth/agent/challenge"
 	"berth/configs"
-	"berth/statestore"
 	"berth/supervisor"
 )
-
-var alertT0 = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
-
-// alertLog is a goroutine-safe log sink for one alerter.
-type alertLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *alertLog) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *alertLog) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// alertReceiver is a local webhook. respond decides each answer from the
-// 1-based request number; nil answers 200.
-type alertReceiver struct {
-	srv      *httptest.Server
-	requests atomic.Int64
-	got      chan alertPayload // payloads answered 2xx, in order
-	release  chan struct{}     // closed to free handlers that hang
-	once     sync.Once
-}
-
-func newAlertReceiver(tb testing.TB, respond func(n int64, w http.ResponseWriter, r *http.Request) int) *alertReceiver {
-	tb.Helper()
-	rc := &alertReceiver{got: make(chan alertPayload, 1000), release: make(chan struct{})}
-	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := rc.requests.Add(1)
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			return
-		}
-		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" {
-			tb.Errorf("webhook got %s with Content-Type %q", r.Method, r.Header.Get("Content-Type"))
-		}
-		status := http.StatusOK
-		if respond != nil {
-			status = respond(n, w, r)
-		}
-		if status >= 200 && status < 300 {
-			var p alertPayload
-			if err := json.Unmarshal(body, &p); err != nil {
-				tb.Errorf("webhook body %s: %v", body, err)
-			}
-			rc.got <- p
-		}
-		w.WriteHeader(status)
-	}))
-	return rc
-}
-
-// hang blocks a handler until the client gives up or the test releases it.
-func (rc *alertReceiver) hang(r *http.Request) {
-	select {
-	case <-r.Context().Done():
-	case <-rc.release:
-	}
-}
-
-func (rc *alertReceiver) close() {
-	rc.once.Do(func() { close(rc.release) })
-	rc.srv.Close()
-}
-
-// next waits for the next delivered alert.
-func (rc *alertReceiver) next(tb testing.TB) alertPayload {
-	tb.Helper()
-	select {
-	case p := <-rc.got:
-		return p
-	case <-time.After(10 * time.Second):
-		tb.Fatal("no alert delivered within 10s")
-		return alertPayload{}
-	}
-}
-
-// alertHarness runs one alerter against a real store and a local receiver.
-type alertHarness struct {
-	t       *testing.T
-	store   *statestore.Store
-	clock   *supervisor.FakeClock
-	al      *alerter
-	rc      *alertReceiver
-	log     *alertLog
-	cancel  context.CancelFunc
-	done    chan error
-	closed  bool
-	serving bool
-}
-
-// newAlertHarness opens a store and a receiver for one alerter; build and
-// serve it next. Stop it with close, deferred before goleak's check (which
-// runs ahead of t.Cleanup).
-func newAlertHarness(t *testing.T, rc *alertReceiver) *alertHarness {
-	t.Helper()
-	store, err := statestore.Open(t.TempDir(), statestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &alertHarness{t: t, store: store, clock: supervisor.NewFakeClock(alertT0), rc: rc, log: &alertLog{}, done: make(chan error, 1), cancel: func() {}}
-}
-
-// build creates the alerter; tune adjusts it before Serve.
-func (h *alertHarness) build(interval time.Duration, tune func(*alerter)) {
-	cfg := configs.Agent{ID: "agent-alerts", Alerts: configs.AlertsConfig{WebhookURL: h.rc.srv.URL + "/hook/s3cr3t-token", MinInterval: interval}}
-	h.al = newAlerter(cfg, h.store, h.clock, zerolog.New(h.log))
-	if tune != nil {
-		tune(h.al)
-	}
-}
-
-func (h *alertHarness) serve() {
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel, h.serving = cancel, true
-	go func() { h.done <- h.al.Serve(ctx) }()
-}
-
-// startAlerter runs an alerter against a real store and rc.
-func startAlerter(t *testing.T, rc *alertReceiver, interval time.Duration, tune func(*alerter)) *alertHarness {
-	t.Helper()
-	h := newAlertHarness(t, rc)
-	h.build(interval, tune)
-	h.serve()
-	return h
-}
-
-// stop cancels Serve and checks it returns promptly and cleanly.
-func (h *alertHarness) stop() {
-	h.t.Helper()
-	if h.closed {
-		return
-	}
-	h.closed = true
-	h.cancel()
-	if !h.serving {
-		return
-	}
-	select {
-	case err := <-h.done:
-		if err != nil {
-			h.t.Errorf("Serve returned %v after cancel, want nil", err)
-		}
-	case <-time.After(2 * time.Second):
-		h.t.Error("Serve did not return within 2s of cancel")
-		<-h.done
-	}
-}
-
-func (h *alertHarness) close() {
-	h.t.Helper()
-	h.stop()
-	h.rc.close()
-	if err := h.store.Close(); err != nil {
-		h.t.Errorf("close store: %v", err)
-	}
-	if h.t.Failed() {
-		h.t.Logf("alerter log:\n%s", h.log.String())
-	}
-}
-
-func (h *alertHarness) append(typ, challenge string) statestore.Event {
-	h.t.Helper()
-	ev, err := h.store.AppendEvent(statestore.Event{Type: typ, Challenge: challenge, Message: typ + " of " + challenge, Error: "boom"})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return ev
-}
-
-func wantAlert(tb testing.TB, p alertPayload, typ, challenge string, suppressed int) {
-	tb.Helper()
-	if p.Type != typ || p.Challenge != challenge || p.Suppressed != suppressed {
-		tb.Fatalf("alert %s/%s suppressed %d, want %s/%s suppressed %d", p.Type, p.Challenge, p.Suppressed, typ, challenge, suppressed)
-	}
-}
-
-func waitUntil(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func TestAlertsOnlyAlertTypesAreSent(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
@@ -349,7 +150,7 @@ func TestAlertsHungWebhookNeverBlocksSupervision(t *testing.T) {
 		}
 		return http.StatusOK
 	})
-	h := startAlerter(t, rc, time.Minute, func(a *alerter) {
+	h := startAlerter(t, rc, time.Minute, func(a *Alerter) {
 		a.client.Timeout = 100 * time.Millisecond
 		a.attempts = 1
 		a.queueSize = 4
@@ -394,7 +195,7 @@ func TestAlertsQueueDropsAreReportedAsSuppressed(t *testing.T) {
 		}
 		return http.StatusOK
 	})
-	h := startAlerter(t, rc, time.Hour, func(a *alerter) { a.queueSize = 1 })
+	h := startAlerter(t, rc, time.Hour, func(a *Alerter) { a.queueSize = 1 })
 	defer h.close()
 	defer func() {
 		select {
@@ -424,10 +225,10 @@ func TestAlertsCatchUpAfterSubscriptionGap(t *testing.T) {
 	h.build(time.Minute, nil)
 
 	// Drive intake with a subscription that skips events, as a slow one does.
-	c := make(chan statestore.Event)
+	c := make(chan challenge.Event)
 	queue := make(chan alertPayload, 10)
 	errc := make(chan error, 1)
-	go func() { errc <- h.al.intake(context.Background(), &statestore.Subscription{C: c}, queue) }()
+	go func() { errc <- h.al.intake(context.Background(), chanSub(c), queue) }()
 	first := h.append("gave_up", "one")
 	c <- first // received once intake follows the subscription
 	h.append("started", "two")
@@ -466,12 +267,7 @@ func TestAlertsStartupBacklogButNotHistory(t *testing.T) {
 
 func TestAlertsDisabledWithoutURL(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	store, err := statestore.Open(t.TempDir(), statestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	al := newAlerter(configs.Agent{ID: "x"}, store, nil, zerolog.Nop())
+	al := New(configs.Agent{ID: "x"}, newFakeFeed(), nil, zerolog.Nop())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// nil while ctx is live: the supervisor drops the service.
@@ -487,36 +283,4 @@ func TestAlertsServeReturnsOnCancel(t *testing.T) {
 	h.append("gave_up", "web")
 	wantAlert(t, h.rc.next(t), "gave_up", "web", 0)
 	h.stop() // fails the test unless Serve returns nil within 2s
-}
-
-func TestAlertLimiter(t *testing.T) {
-	l := newAlertLimiter(10 * time.Minute)
-	a, b := alertKey{"a", "gave_up"}, alertKey{"b", "gave_up"}
-	steps := []struct {
-		key        alertKey
-		at         time.Duration
-		due        bool
-		suppressed int // reported by take when due
-	}{
-		{a, 0, true, 0},
-		{a, time.Minute, false, 0},
-		{b, time.Minute, true, 0},
-		{a, 9*time.Minute + 59*time.Second, false, 0},
-		{a, 10 * time.Minute, true, 2},
-		{a, 15 * time.Minute, false, 0},
-		{a, 20 * time.Minute, true, 1},
-	}
-	for i, s := range steps {
-		now := alertT0.Add(s.at)
-		if got := l.due(s.key, now); got != s.due {
-			t.Fatalf("step %d: due(%v, +%s) = %v, want %v", i, s.key, s.at, got, s.due)
-		}
-		if !s.due {
-			l.suppress(s.key, now)
-			continue
-		}
-		if n := l.take(s.key, now); n != s.suppressed {
-			t.Fatalf("step %d: take reported %d suppressed, want %d", i, n, s.suppressed)
-		}
-	}
 }
