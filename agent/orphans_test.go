@@ -90,7 +90,7 @@ func reaperSpec() configs.Challenge {
 	spec := configs.BuiltinDefaults().NewChallenge()
 	spec.Name, spec.Image, spec.Version, spec.Port = "web", "registry.test/web", "1.0.0", 8080
 	spec.Health.Interval, spec.Health.StartInterval, spec.Health.SuccessThreshold = 50*time.Millisecond, 20*time.Millisecond, 1
-	spec.Update.HealthyDeadline, spec.Update.DrainTimeout = 10*time.Second, time.Hour
+	spec.Update.HealthyDeadline, spec.Update.DrainTimeout, spec.Update.MinHealthyTime = 10*time.Second, time.Hour, 0
 	return spec
 }
 
