@@ -18,24 +18,36 @@ func (c *Owner) armAutoUpdate() {
 	c.rearm(&c.autoTimer, d)
 }
 
-// checkForUpdate swaps to the highest tag matching the version constraint
-// when it differs from the running one.
+// checkForUpdate asks the registry, in a job, for the highest tag matching
+// the version constraint; onUpdateCheck swaps to it when it differs from the
+// running one.
 func (c *Owner) checkForUpdate(ctx context.Context) {
+	if c.swap != nil || c.draining != nil || c.current == nil || c.lifecycle != Running {
+		c.armAutoUpdate()
+		return
+	}
+	rt, image, constraint, jobs := c.Runtime, c.spec.Image, c.spec.Version, c.jobs
+	c.goJob(func() {
+		checkCtx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		tag, err := ResolveVersion(checkCtx, rt, image, constraint)
+		report(ctx, jobs, msgUpdateCheck{constraint: constraint, tag: tag, err: err})
+	})
+}
+
+func (c *Owner) onUpdateCheck(ctx context.Context, m msgUpdateCheck) {
 	defer c.armAutoUpdate()
+	if m.err != nil {
+		c.logf(LevelWarn, "auto-update check failed", m.err)
+		return
+	}
+	if m.constraint != c.spec.Version || m.tag == c.rec.Version || c.badVersions[m.tag] {
+		return
+	}
 	if c.swap != nil || c.draining != nil || c.current == nil || c.lifecycle != Running {
 		return
 	}
-	checkCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	tag, err := ResolveVersion(checkCtx, c.Runtime, c.spec.Image, c.spec.Version)
-	if err != nil {
-		c.logf(LevelWarn, "auto-update check failed", err)
-		return
-	}
-	if tag == c.rec.Version || c.badVersions[tag] {
-		return
-	}
-	c.logf(LevelInfo, "newer version found; swapping", nil, F(FieldFrom, c.rec.Version), F(FieldTo, tag))
+	c.logf(LevelInfo, "newer version found; swapping", nil, F(FieldFrom, c.rec.Version), F(FieldTo, m.tag))
 	if r := c.startSwap(ctx, c.spec.Version, swapAuto); r.err != nil {
 		c.logf(LevelWarn, "auto-update swap", r.err)
 	}

@@ -55,6 +55,11 @@ type (
 		id  string
 		err error
 	}
+	// msgUpdateCheck ends a registry check for a newer version.
+	msgUpdateCheck struct {
+		constraint, tag string
+		err             error
+	}
 	// msgProbed is one probe's result.
 	msgProbed struct{ r ProbeResult }
 	// msgCutOver: the swap's new instance is ready; the owner makes it
@@ -74,9 +79,10 @@ type (
 	}
 )
 
-func (msgPulling) jobReport()  {}
-func (msgImage) jobReport()    {}
-func (msgStopped) jobReport()  {}
-func (msgProbed) jobReport()   {}
-func (msgCutOver) jobReport()  {}
-func (msgSwapDone) jobReport() {}
+func (msgPulling) jobReport()     {}
+func (msgImage) jobReport()       {}
+func (msgStopped) jobReport()     {}
+func (msgProbed) jobReport()      {}
+func (msgUpdateCheck) jobReport() {}
+func (msgCutOver) jobReport()     {}
+func (msgSwapDone) jobReport()    {}

@@ -213,6 +213,8 @@ func (c *Owner) onJob(ctx context.Context, r jobReport) {
 	case msgProbed:
 		c.probing = false
 		c.onProbe(ctx, m.r)
+	case msgUpdateCheck:
+		c.onUpdateCheck(ctx, m)
 	case msgCutOver:
 		c.onCutOver(m)
 	case msgSwapDone:
@@ -352,58 +354,4 @@ func (c *Owner) commit(w Write) error {
 		c.Observer.Event(ev)
 	}
 	return err
-}
-
-// publish hands readers a fresh immutable status.
-func (c *Owner) publish() {
-	st := &Status{
-		Name:            c.spec.Name,
-		Image:           c.spec.Image,
-		Version:         c.rec.Version,
-		Digest:          c.rec.Digest,
-		State:           c.lifecycle,
-		Health:          c.tracker.State,
-		Slot:            c.rec.ActiveSlot,
-		Restarts:        c.rec.Restarts,
-		LastExitCode:    c.rec.LastExitCode,
-		Endpoint:        c.Endpoint + "/" + c.spec.Name + "/",
-		PreviousVersion: c.rec.PreviousVersion,
-		LastError:       c.lastErr,
-		Swap:            swapStatus(c.lastSwap),
-		ResponseTimeMS:  float64(c.tracker.AvgResponse.Microseconds()) / 1000,
-	}
-	for _, job := range []*swapJob{c.swap, c.draining} {
-		if job != nil {
-			st.claims = append(st.claims, job.fromID, job.snapshot().ToContainerID)
-		}
-	}
-	if c.current != nil {
-		st.ContainerID = c.current.ID
-		st.ContainerName = c.current.Name
-		st.Upstream = c.current.Address
-		if !c.rec.StartedAt.IsZero() {
-			started := c.rec.StartedAt
-			st.StartedAt = &started
-		}
-	} else if c.lifecycle == Registered {
-		CarryRecorded(st, c.rec)
-	}
-	c.handle.status.Store(st)
-}
-
-// CarryRecorded fills a not-yet-adopted challenge's status from its record:
-// clients keep being served by the instance that was serving before berth
-// restarted, and the API never flips it to unknown.
-func CarryRecorded(st *Status, rec Record) {
-	slot := rec.Slots[rec.ActiveSlot]
-	st.ContainerID, st.ContainerName, st.Upstream = slot.ContainerID, slot.ContainerName, rec.Upstream
-	if h := Health(rec.Health); h.Serving() {
-		st.Health = h
-	}
-	if !rec.StartedAt.IsZero() {
-		started := rec.StartedAt
-		st.StartedAt = &started
-	}
-	st.Version, st.Digest, st.Restarts = rec.Version, rec.Digest, rec.Restarts
-	st.LastExitCode, st.PreviousVersion = rec.LastExitCode, rec.PreviousVersion
 }
