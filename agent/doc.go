@@ -1,15 +1,22 @@
-// Package agent is berth's composition root: it wires the config, the Docker
-// client, the state store and the supervisor tree, and runs one service per
-// challenge (pull, create, start, probe, restart), the stable-endpoint proxy
-// and the admin API.
+// Package agent is berth's composition root. It wires the config in force,
+// the Docker client, the state store and the supervisor tree, and keeps what
+// belongs to no single challenge: New and Run, reload and the reconciler,
+// the engine watcher, the orphan reaper, the checkpoint schedule, sd_notify
+// and the metrics registry.
 //
-// One goroutine owns each challenge; everything else talks to it through its
-// inbox and reads its published, immutable status snapshot.
+// Everything else has a room of its own, joined here by small adapters:
 //
-// The stable endpoint (agent/proxy) and the webhook alerter (agent/alerts)
-// are packages of their own; they see the directory and the state store
-// only through the adapters in routes.go and alertfeed.go.
+//   - agent/challenge: one challenge's lifecycle, one owner goroutine each,
+//     run by challenge.New as a supervisor service. It reaches the world
+//     through interfaces it declares: the Runtime (agent/dockerrt), the
+//     Store (lifestore.go, over statestore), the Observer (observer.go: logs
+//     and Prometheus) and the stable endpoint's Traffic (agent/proxy).
+//   - agent/dockerrt: the Docker Engine runtime.
+//   - agent/proxy: the stable endpoint, reading routes from the challenges'
+//     published statuses (routes.go).
+//   - agent/alerts: webhook alerts, reading the event log (alertfeed.go).
+//   - agent/api: the admin API.
 //
-// It may import every berth package (configs, docker, statestore, supervisor)
-// and its chosen libraries (zerolog, semver).
+// It may import every berth package and its chosen libraries (zerolog,
+// Prometheus).
 package agent
