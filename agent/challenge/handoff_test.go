@@ -1,5 +1,3 @@
-//go:build ignore
-
 package challenge
 
 import (
@@ -12,7 +10,7 @@ import (
 	"testing"
 )
 
-// handOffRig is an "old container" that redirects every request to a second
+// handOffRig is an "old instance" that redirects every request to a second
 // server standing for berth's admin API or another loopback service.
 func handOffRig(t *testing.T, status int) (container *httptest.Server, hit *atomic.Int64) {
 	t.Helper()
@@ -32,8 +30,7 @@ func handOffRig(t *testing.T, status int) (container *httptest.Server, hit *atom
 func TestStateExportDoesNotFollowRedirects(t *testing.T) {
 	for _, status := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
 		container, hit := handOffRig(t, status)
-		c := &challenge{}
-		data, err := c.exportState(context.Background(), container.URL, "/state")
+		data, err := exportState(context.Background(), container.URL, "/state")
 		if hit.Load() != 0 {
 			t.Fatalf("status %d: export followed the redirect and fetched the other server (%d hits)", status, hit.Load())
 		}
@@ -46,8 +43,7 @@ func TestStateExportDoesNotFollowRedirects(t *testing.T) {
 func TestStateImportDoesNotFollowRedirects(t *testing.T) {
 	for _, status := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
 		container, hit := handOffRig(t, status)
-		c := &challenge{}
-		err := c.importState(context.Background(), container.URL, "/state", []byte("state"))
+		err := importState(context.Background(), container.URL, "/state", []byte("state"))
 		if hit.Load() != 0 {
 			t.Fatalf("status %d: import followed the redirect and sent the state elsewhere (%d hits)", status, hit.Load())
 		}
@@ -57,30 +53,28 @@ func TestStateImportDoesNotFollowRedirects(t *testing.T) {
 	}
 }
 
-// The hand-off client dials only the container's own address, whatever the
+// The hand-off client dials only the instance's own address, whatever the
 // request names and whatever proxy the environment sets.
 func TestHandOffDialsOnlyTheContainer(t *testing.T) {
 	t.Setenv("HTTP_PROXY", "http://127.0.0.1:1")
 	other, hit := handOffRig(t, http.StatusFound)
-	_ = other
 	container := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "state") }))
 	t.Cleanup(container.Close)
-	c := &challenge{}
-	data, err := c.exportState(context.Background(), container.URL, "/state")
+	data, err := exportState(context.Background(), container.URL, "/state")
 	if err != nil || string(data) != "state" {
-		t.Fatalf("export from the container: %q, %v", data, err)
+		t.Fatalf("export from the instance: %q, %v", data, err)
 	}
 	req, _ := http.NewRequestWithContext(handOffTo(context.Background(), container.URL), http.MethodGet, other.URL, nil)
 	resp, err := handOffClient.Do(req)
 	if err == nil {
 		resp.Body.Close()
-		t.Fatal("the hand-off client dialled an address other than the container's")
+		t.Fatal("the hand-off client dialled an address other than the instance's")
 	}
 	if hit.Load() != 0 {
 		t.Fatal("other server was hit")
 	}
 	// A path that turns the URL's host into another one is refused too.
-	if _, err := c.exportState(context.Background(), container.URL, "@"+strings.TrimPrefix(other.URL, "http://")+"/x"); err == nil || hit.Load() != 0 {
+	if _, err := exportState(context.Background(), container.URL, "@"+strings.TrimPrefix(other.URL, "http://")+"/x"); err == nil || hit.Load() != 0 {
 		t.Fatalf("export through a path that names another host: err %v, other server hits %d", err, hit.Load())
 	}
 }
@@ -96,8 +90,7 @@ func TestStateImportResponseIsCapped(t *testing.T) {
 		}
 	}))
 	t.Cleanup(container.Close)
-	c := &challenge{}
-	if err := c.importState(context.Background(), container.URL, "/state", []byte("s")); err != nil {
+	if err := importState(context.Background(), container.URL, "/state", []byte("s")); err != nil {
 		t.Fatalf("import: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-//go:build ignore && unix
+//go:build unix
 
 package challenge
 

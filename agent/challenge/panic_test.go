@@ -1,29 +1,25 @@
-//go:build ignore
-
 package challenge
 
 import (
 	"context"
 	"testing"
 	"time"
-
-	"berth/docker"
 )
 
-// A panic in the challenge goroutine while a swap runs must not leave Serve
-// waiting for a swap goroutine that can never deliver its result.
+// A panic in the owner goroutine while a swap runs must not leave Serve
+// waiting for a swap job that can never deliver its result.
 func TestPanicDuringSwapDoesNotDeadlock(t *testing.T) {
 	spec := testSpec()
-	f := newChallengeFixture(t, nil, nil)
+	f := newFixture(t)
 	v1 := newVersion(t)
 	f.seed(spec, v1)
 	release := make(chan struct{})
 	pulling := make(chan struct{}, 1)
-	f.engine.imageInfo = func(ctx context.Context) error {
+	f.rt.OnLocalImage = func(ctx context.Context) error {
 		pulling <- struct{}{}
 		select {
 		case <-release:
-			return errFake
+			return ErrMemFailure
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -34,10 +30,10 @@ func TestPanicDuringSwapDoesNotDeadlock(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	<-pulling
-	f.engine.mu.Lock()
-	f.engine.inspect = func() { panic("challenge goroutine bug") }
-	f.engine.mu.Unlock()
-	f.handle.inbox <- msgContainerEvent{ev: docker.Event{ContainerID: "old01", Action: "oom"}}
+	// Set only now: the owner inspects next for the event below, after the
+	// inbox hand-over.
+	f.rt.OnInspect = func() { panic("challenge goroutine bug") }
+	f.handle.Notify(InstanceEvent{ID: "old01", Challenge: spec.Name, Kind: InstanceChanged})
 	time.Sleep(100 * time.Millisecond) // the panic unwinds into Serve's deferred waits
 	close(release)                     // the swap fails and reports back
 	select {
@@ -46,7 +42,7 @@ func TestPanicDuringSwapDoesNotDeadlock(t *testing.T) {
 			t.Fatalf("Serve ended with %v, want the panic", r)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return after a panic during a swap: it waits for the swap goroutine, which waits for Serve")
+		t.Fatal("Serve did not return after a panic during a swap: it waits for the swap job, which waits for Serve")
 	}
 	f.cancel = nil
 }
