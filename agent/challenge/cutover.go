@@ -126,6 +126,9 @@ func (c *Owner) routeBack(ctx context.Context, kind string) swapReply {
 			c.actionTimer.Stop()
 			c.actionTimer = nil
 		}
+		// Nor may a bring-up waiting for the exited version's stop run
+		// once that stop ends: it would adopt this instance a second time.
+		c.upAfterStop = false
 		c.imageGen++
 		c.lastErr = ""
 		c.setLifecycle(Running)

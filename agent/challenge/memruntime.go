@@ -29,6 +29,8 @@ type MemRuntime struct {
 	OnLocalImage func(ctx context.Context) error
 	// OnInspect, when set, runs first in Inspect.
 	OnInspect func()
+	// OnStop, when set, runs first in Stop (to hold a stop up).
+	OnStop func(ctx context.Context)
 }
 
 var _ Runtime = (*MemRuntime)(nil)
@@ -200,7 +202,10 @@ func (m *MemRuntime) Start(_ context.Context, id string) error {
 	return nil
 }
 
-func (m *MemRuntime) Stop(_ context.Context, id string, _ time.Duration) error {
+func (m *MemRuntime) Stop(ctx context.Context, id string, _ time.Duration) error {
+	if m.OnStop != nil {
+		m.OnStop(ctx)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.record("stop", id); err != nil {

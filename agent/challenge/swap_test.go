@@ -1,6 +1,7 @@
 package challenge
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -173,4 +174,39 @@ func TestFailedRouteBackStillStopsOldContainer(t *testing.T) {
 	f.traffic.inflight.Store(0)
 	eventually(t, 5*time.Second, func() bool { in, _ := f.rt.Get("old01"); return !in.Running },
 		"old instance left running after a failed route-back")
+}
+
+// A rollback that routes back to the draining instance while the unhealthy
+// new version's stop is still running, with its restart already due, keeps
+// serving the instance it routed back to: the finished stop must not start
+// a bring-up that adopts it a second time.
+func TestRouteBackCancelsBringUpWaitingForStop(t *testing.T) {
+	f, _, v2, newID := swappedFixture(t, func(s *configs.Challenge) { s.Update.AutoRollback = false })
+	release := make(chan struct{})
+	f.rt.OnStop = func(ctx context.Context) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	}
+	v2.healthy.Store(false)
+	// The restart's backoff (50 ms) ends while the stop still runs.
+	eventually(t, 3*time.Second, func() bool { return f.status().State == Restarting }, "unhealthy 2.0.0 not restarting: %+v",
+		func() any { return *f.status() })
+	time.Sleep(200 * time.Millisecond)
+	if r := f.swap(swapRollback, ""); r.err != nil {
+		t.Fatalf("rollback while 1.0.0 drains: %v", r.err)
+	}
+	eventually(t, 2*time.Second, func() bool { return f.status().ContainerID == "old01" }, "no route back to old01")
+	adopted := f.store.countEvents(EventAdopted)
+	close(release)
+	eventually(t, 2*time.Second, func() bool { in, _ := f.rt.Get(newID); return !in.Running }, "2.0.0 never stopped")
+	time.Sleep(300 * time.Millisecond)
+	if n := f.store.countEvents(EventAdopted); n != adopted {
+		t.Fatalf("the instance routed back to was adopted again after the stop finished (%d adopted events, want %d): %v",
+			n, adopted, f.store.eventTypes())
+	}
+	if st := f.status(); st.ContainerID != "old01" || st.State != Running || st.Health != HealthHealthy {
+		t.Fatalf("status after the stop finished: %+v", *st)
+	}
 }
