@@ -97,8 +97,9 @@ func TestSpecUpdateSurvivesFullInbox(t *testing.T) {
 	for range 1000 {
 		h.send(msgContainerEvent{ev: docker.Event{Action: "exec_start", ContainerID: "x"}})
 	}
-	a := &Agent{cfg: &configs.Config{Challenges: []configs.Challenge{v2}}, store: f.store, dir: f.dir, clock: f.clock, log: zerolog.Nop(), shared: f.sh}
-	r := &reconciler{a: a, cfg: a.cfg, running: map[string]configs.Challenge{"flood": v1}}
+	a := &Agent{store: f.store, dir: f.dir, clock: f.clock, log: zerolog.Nop(), shared: f.sh}
+	a.setConfig(&configs.Config{Challenges: []configs.Challenge{v2}})
+	r := &reconciler{a: a, running: map[string]configs.Challenge{"flood": v1}}
 	res, err := r.apply(context.Background())
 	if err != nil || len(res.Updated) != 1 {
 		t.Fatalf("apply = %+v, %v; want flood updated", res, err)
