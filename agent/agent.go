@@ -31,15 +31,19 @@ type Options struct {
 	Logger  zerolog.Logger
 	Version string           // berth's own version, reported by the API
 	Clock   supervisor.Clock // nil = real time
-	// Getenv reads BERTH_TOKEN, NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID; nil = os.Getenv.
+	// Getenv reads BERTH_TOKEN, NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID
+	// and, on reload, the BERTH_* overrides of the config; nil = os.Getenv.
 	Getenv func(string) string
 }
 
 // Agent is one running berth: store, engine client, listeners and the
 // supervisor tree. Create it with New, run it once with Run.
 type Agent struct {
-	cfg     *configs.Config // as started; agent settings other than policy never change
-	current atomic.Pointer[configs.Config]
+	// cfg is the config berth started with, read only for the agent settings
+	// that need a restart (see reconciler.reload). Everything else, and the
+	// policy, comes from config().
+	cfg     *configs.Config
+	inForce atomic.Pointer[configs.Config] // see config
 	opts    Options
 	log     zerolog.Logger
 	clock   supervisor.Clock
@@ -75,6 +79,7 @@ func New(cfg *configs.Config, opts Options) (_ *Agent, err error) {
 	}
 	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, clock: opts.Clock, dir: &challenge.Directory{}, started: time.Now(),
 		requests: make(chan any)}
+	a.setConfig(cfg)
 	defer func() {
 		if err != nil {
 			a.closeAll()
@@ -136,16 +141,16 @@ func New(cfg *configs.Config, opts Options) (_ *Agent, err error) {
 	return a, nil
 }
 
-// config is the config in force: the one loaded at start until a reload
-// replaces it. Only the reconciler replaces it.
-func (a *Agent) config() *configs.Config {
-	if c := a.current.Load(); c != nil {
-		return c
-	}
-	return a.cfg
-}
+// config is the config in force, the only one: the API parses and checks
+// specs with its defaults and policy, and the reconciler takes the declared
+// challenges from it. New publishes the config loaded at start; after that
+// only the reconciler publishes, once per reload. A caller reads it once and
+// keeps the pointer for the whole request, never a copy across requests; the
+// value is never modified once published.
+func (a *Agent) config() *configs.Config { return a.inForce.Load() }
 
-func (a *Agent) setConfig(cfg *configs.Config) { a.current.Store(cfg) }
+// setConfig publishes cfg as the config in force.
+func (a *Agent) setConfig(cfg *configs.Config) { a.inForce.Store(cfg) }
 
 // APIAddr is the bound admin API address (host:port).
 func (a *Agent) APIAddr() string { return a.apiListener.Addr().String() }

@@ -27,7 +27,7 @@ func specAPI(tb testing.TB, cfg *configs.Config) *httptest.Server {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = store.Close() })
-	a := &Agent{cfg: cfg, store: store, log: zerolog.Nop(), dir: &challenge.Directory{}}
+	a := &Agent{store: store, log: zerolog.Nop(), dir: &challenge.Directory{}}
 	a.setConfig(cfg)
 	api := &adminAPI{dir: a.dir, store: store, agent: a, log: zerolog.Nop(), started: time.Now(),
 		ready:  func() (bool, map[string]string) { return true, nil },
@@ -123,8 +123,9 @@ func TestStoredAPISpecsAreRevalidated(t *testing.T) {
 		spoil(&c)
 		put(c)
 	}
-	a := &Agent{cfg: cfg, store: store, log: zerolog.Nop(), dir: &challenge.Directory{}, clock: nil}
-	r := &reconciler{a: a, cfg: cfg, running: map[string]configs.Challenge{}}
+	a := &Agent{store: store, log: zerolog.Nop(), dir: &challenge.Directory{}, clock: nil}
+	a.setConfig(cfg)
+	r := &reconciler{a: a, running: map[string]configs.Challenge{}}
 	specs, _, err := r.desired()
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +165,7 @@ func TestPutUsesReloadedConfig(t *testing.T) {
 		}
 	}
 	write("agent: {data_dir: " + dir + "/data}\n")
-	cfg, err := loadConfig(path)
+	cfg, err := configs.LoadAll(path, noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,9 +174,9 @@ func TestPutUsesReloadedConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	a := &Agent{cfg: cfg, store: store, log: zerolog.Nop(), dir: &challenge.Directory{}}
+	a := &Agent{store: store, log: zerolog.Nop(), dir: &challenge.Directory{}, opts: Options{Getenv: noEnv}}
 	a.setConfig(cfg)
-	r := &reconciler{a: a, cfg: cfg, running: map[string]configs.Challenge{}}
+	r := &reconciler{a: a, running: map[string]configs.Challenge{}}
 	write("agent: {data_dir: " + dir + "/data, policy: {allowed_images: [trusted/], max_pids: 100}}\ndefaults: {resources: {pids: 50}}\n")
 	if res := r.reload(context.Background()); res.err != nil {
 		t.Fatal(res.err)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"sort"
 	"time"
 
@@ -40,11 +39,12 @@ type (
 // errConfigManaged refuses API changes to challenges the config declares.
 var errConfigManaged = errors.New("declared in the config file; change it there and reload")
 
-// reconciler owns the desired set of challenges and their services.
+// reconciler owns the desired set of challenges and their services. It
+// keeps no config of its own: it reads the one in force (a.config()) and is
+// the only one to publish a new one, on reload.
 type reconciler struct {
 	a       *Agent
 	root    *supervisor.Supervisor
-	cfg     *configs.Config              // the config in force
 	running map[string]configs.Challenge // challenge services started, by name
 }
 
@@ -60,7 +60,7 @@ func (a *Agent) reconcile(ctx context.Context, root *supervisor.Supervisor) erro
 	if err := a.runtime.Prepare(ctx); err != nil {
 		return err
 	}
-	r := &reconciler{a: a, root: root, cfg: a.cfg, running: map[string]configs.Challenge{}}
+	r := &reconciler{a: a, root: root, running: map[string]configs.Challenge{}}
 	if _, err := r.apply(ctx); err != nil {
 		return err
 	}
@@ -91,9 +91,10 @@ func (r *reconciler) serve(ctx context.Context, req any) {
 // desired is every challenge that should run: the config's (with its
 // challenge_dirs) and those registered over the API.
 func (r *reconciler) desired() (map[string]configs.Challenge, map[string]string, error) {
+	cfg := r.a.config()
 	specs := map[string]configs.Challenge{}
 	source := map[string]string{}
-	for _, c := range r.cfg.Challenges {
+	for _, c := range cfg.Challenges {
 		specs[c.Name], source[c.Name] = c, "config"
 	}
 	stored, err := r.a.store.ListSpecs()
@@ -107,7 +108,7 @@ func (r *reconciler) desired() (map[string]configs.Challenge, map[string]string,
 		if _, inConfig := specs[rec.Name]; inConfig {
 			continue
 		}
-		c, err := storedAPISpec(r.cfg, rec)
+		c, err := storedAPISpec(cfg, rec)
 		if err != nil {
 			r.a.refuseStored(rec.Name, err)
 			continue
@@ -187,24 +188,26 @@ func (r *reconciler) stop(ctx context.Context, name string) error {
 	return r.a.forget(ctx, name)
 }
 
-// reload re-reads the config file and challenge_dirs; an invalid config is
-// refused whole and the running one stays.
+// reload re-reads the config file, its BERTH_* overrides (through
+// Options.Getenv) and challenge_dirs, the same load as berth run, and
+// publishes the result once. An invalid config is refused whole and the
+// running one stays.
 func (r *reconciler) reload(ctx context.Context) ReloadResult {
-	next, err := loadConfig(r.cfg.Path)
+	prev := r.a.config()
+	next, err := configs.LoadAll(prev.Path, r.a.opts.Getenv)
 	if err != nil {
-		r.a.log.Error().Err(err).Str("config", r.cfg.Path).Msg("reload refused: invalid config; keeping the running one")
+		r.a.log.Error().Err(err).Str("config", prev.Path).Msg("reload refused: invalid config; keeping the running one")
 		return ReloadResult{err: err}
 	}
-	if next.Agent.ID != r.cfg.Agent.ID || next.Agent.API != r.cfg.Agent.API || next.Agent.Proxy != r.cfg.Agent.Proxy ||
-		next.Agent.DataDir != r.cfg.Agent.DataDir || next.Agent.Network != r.cfg.Agent.Network {
+	if next.Agent.ID != prev.Agent.ID || next.Agent.API != prev.Agent.API || next.Agent.Proxy != prev.Agent.Proxy ||
+		next.Agent.DataDir != prev.Agent.DataDir || next.Agent.Network != prev.Agent.Network {
 		r.a.log.Warn().Msg("agent settings changed in the config; they apply at the next berth restart")
 	}
 	// The policy applies at once (to stored API specs too); the other agent
 	// settings at the next start.
 	policy := next.Agent.Policy
-	next.Agent = r.cfg.Agent
+	next.Agent = prev.Agent
 	next.Agent.Policy = policy
-	prev := r.cfg
 	r.use(next)
 	res, err := r.apply(ctx)
 	if err != nil {
@@ -216,27 +219,10 @@ func (r *reconciler) reload(ctx context.Context) ReloadResult {
 	return res
 }
 
-// loadConfig reads a config file with its env overrides and challenge_dirs.
-func loadConfig(path string) (*configs.Config, error) {
-	cfg, err := configs.Load(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := configs.ApplyEnv(cfg, os.Getenv); err != nil {
-		return nil, err
-	}
-	dirs, err := configs.LoadChallengeDirs(cfg)
-	if err != nil {
-		return nil, err
-	}
-	cfg.Challenges = append(cfg.Challenges, dirs...)
-	return cfg, nil
-}
-
-// use makes cfg the config in force: later API requests parse with its
-// defaults and policy, and the engine client enforces its maxima.
+// use publishes cfg as the config in force: the API parses and checks later
+// specs with its defaults and policy, the reconciler desires its challenges,
+// and the engine client enforces its maxima.
 func (r *reconciler) use(cfg *configs.Config) {
-	r.cfg = cfg
 	r.a.setConfig(cfg)
 	if r.a.engine != nil {
 		r.a.engine.SetLimits(engineLimits(cfg.Agent.Policy))
@@ -245,12 +231,13 @@ func (r *reconciler) use(cfg *configs.Config) {
 
 // put registers or updates a challenge from the API.
 func (r *reconciler) put(ctx context.Context, spec configs.Challenge) error {
-	if _, ok := r.cfg.Challenge(spec.Name); ok {
+	cfg := r.a.config()
+	if _, ok := cfg.Challenge(spec.Name); ok {
 		return errConfigManaged
 	}
 	// The API checked spec against the config in force when it parsed it; a
 	// reload may have replaced that config since.
-	if err := r.cfg.CheckAPIChallenge(spec); err != nil {
+	if err := cfg.CheckAPIChallenge(spec); err != nil {
 		return &specRefusedError{err: err}
 	}
 	raw, err := json.Marshal(spec)
@@ -277,7 +264,7 @@ func (r *reconciler) put(ctx context.Context, spec configs.Challenge) error {
 
 // delete stops and removes a challenge registered over the API.
 func (r *reconciler) delete(ctx context.Context, name string) error {
-	if _, ok := r.cfg.Challenge(name); ok {
+	if _, ok := r.a.config().Challenge(name); ok {
 		return errConfigManaged
 	}
 	rec, ok, err := r.a.store.GetSpec(name)
@@ -403,13 +390,14 @@ func (a *Agent) register(spec configs.Challenge, source string) (changed bool, e
 // publishRecorded lists the configured challenges at once, with what the
 // store remembers, so the stable endpoint serves while berth starts.
 func (a *Agent) publishRecorded() {
-	specs := append([]configs.Challenge(nil), a.cfg.Challenges...)
+	cfg := a.config()
+	specs := append([]configs.Challenge(nil), cfg.Challenges...)
 	if stored, err := a.store.ListSpecs(); err == nil {
 		for _, rec := range stored {
-			if _, inConfig := a.cfg.Challenge(rec.Name); inConfig || rec.Source != "api" {
+			if _, inConfig := cfg.Challenge(rec.Name); inConfig || rec.Source != "api" {
 				continue
 			}
-			if c, err := storedAPISpec(a.cfg, rec); err == nil {
+			if c, err := storedAPISpec(cfg, rec); err == nil {
 				specs = append(specs, c)
 			}
 		}

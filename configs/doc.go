@@ -4,6 +4,10 @@
 //
 // # Loading and merging
 //
+// [LoadAll] is the whole load that berth run, berth config validate and
+// reloads share: the file, then the BERTH_* overrides, then the files in
+// agent.challenge_dirs. The steps are exported on their own too.
+//
 // [Load] reads a file (at most 1 MiB) and [Parse] decodes it strictly: unknown
 // keys, duplicate keys and values of the wrong type are errors, each carrying
 // the line and dotted key (for example challenges[0].health.interval). Top-level

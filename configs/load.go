@@ -17,7 +17,36 @@ const MaxFileSize = 1 << 20
 
 var topKeys = []string{"agent", "defaults", "challenges"}
 
-// Load reads and parses the config file at path. See [Parse].
+// LoadAll is the one way berth loads its configuration; berth run, berth
+// config validate and a reload all use it, so each checks what the others
+// load. In order: the file at path is decoded strictly with the built-in
+// defaults layered under it, validated and checked against agent.policy
+// ([Load]); the BERTH_* variables read through getenv override agent settings
+// ([ApplyEnv]; nil means os.Getenv, and a function that always returns ""
+// applies none); then the challenge files in agent.challenge_dirs are loaded
+// with the defaults, validated, checked against agent.policy and appended to
+// Challenges ([LoadChallengeDirs]).
+//
+// The first step that fails ends the load and nothing is returned with its
+// error: [Errors] naming file, line and key, or the error from opening path.
+func LoadAll(path string, getenv func(string) string) (*Config, error) {
+	cfg, err := Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := ApplyEnv(cfg, getenv); err != nil {
+		return nil, err
+	}
+	dirs, err := LoadChallengeDirs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Challenges = append(cfg.Challenges, dirs...)
+	return cfg, nil
+}
+
+// Load reads and parses the config file at path. See [Parse]. It applies
+// neither BERTH_* variables nor agent.challenge_dirs; [LoadAll] does.
 func Load(path string) (*Config, error) {
 	data, err := readFile(path)
 	if err != nil {

@@ -27,7 +27,7 @@ func main() {
 }
 
 func run(config string, d time.Duration, out string) error {
-	cfg, err := configs.Load(config)
+	cfg, err := configs.LoadAll(config, os.Getenv)
 	if err != nil {
 		return err
 	}

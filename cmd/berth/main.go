@@ -96,11 +96,10 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: berth config validate PATH")
 		return exitInvalid
 	}
-	cfg, err := configs.Load(args[0])
-	if err == nil {
-		_, err = configs.LoadChallengeDirs(cfg)
-	}
-	if err != nil {
+	// The same load as berth run, but without this shell's BERTH_* variables:
+	// the service reads its own environment, and validate checks the files.
+	noEnv := func(string) string { return "" }
+	if _, err := configs.LoadAll(args[0], noEnv); err != nil {
 		printConfigError(stderr, err)
 		return exitInvalid
 	}
@@ -134,14 +133,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: berth run --config PATH [--data-dir DIR] [--log-format json|console] [--log-level LEVEL]")
 		return exitInvalid
 	}
-	cfg, err := configs.Load(*configPath)
-	if err == nil {
-		err = configs.ApplyEnv(cfg, os.Getenv)
-	}
+	cfg, err := configs.LoadAll(*configPath, os.Getenv)
 	if err != nil {
 		printConfigError(stderr, err)
 		return exitInvalid
 	}
+	// Flags win over the file and the environment; they set agent settings
+	// only, which a reload keeps.
 	if *dataDir != "" {
 		cfg.Agent.DataDir = *dataDir
 	}
@@ -151,12 +149,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if *logLevel != "" {
 		cfg.Agent.Log.Level = *logLevel
 	}
-	dirChallenges, err := configs.LoadChallengeDirs(cfg)
-	if err != nil {
-		printConfigError(stderr, err)
-		return exitInvalid
-	}
-	cfg.Challenges = append(cfg.Challenges, dirChallenges...)
 	log, err := agent.NewLogger(stdout, cfg.Agent.Log.Level, cfg.Agent.Log.Format)
 	if err != nil {
 		fmt.Fprintln(stderr, "berth:", err)
