@@ -62,7 +62,7 @@ type Agent struct {
 	proxyListener net.Listener
 	token         string
 
-	requests   chan any // to the reconciler: reload, register, delete
+	requests   chan request // to the reconciler: reload, register, delete
 	started    time.Time
 	reconciled atomic.Bool
 	draining   atomic.Bool
@@ -78,7 +78,7 @@ func New(cfg *configs.Config, opts Options) (_ *Agent, err error) {
 		opts.Getenv = os.Getenv
 	}
 	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, clock: opts.Clock, dir: &challenge.Directory{}, started: time.Now(),
-		requests: make(chan any)}
+		requests: make(chan request)}
 	a.setConfig(cfg)
 	defer func() {
 		if err != nil {
@@ -418,7 +418,7 @@ func (a *Agent) Reload(ctx context.Context) (ReloadResult, error) {
 }
 
 // ask hands a request to the reconciler, which serves one at a time.
-func (a *Agent) ask(ctx context.Context, req any) error {
+func (a *Agent) ask(ctx context.Context, req request) error {
 	if !a.reconciled.Load() {
 		return errNotReady
 	}
