@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"os"
 	"time"
+
+	life "berth/agent/challenge"
 )
 
 // crashBreakdown reads berth's JSON log and splits each restart of challenge
@@ -48,12 +50,12 @@ func crashBreakdown(logPath, challenge string, outages []outage) map[string]any 
 			continue
 		}
 		switch {
-		case l.Event == "restarting":
+		case l.Event == life.EventRestarting:
 			backoff = append(backoff, l.DelayMS)
-		case l.Event == "started":
+		case l.Event == life.EventStarted:
 			started = l.Time
 			toStarted = append(toStarted, ms(started.Sub(o.Failed)))
-		case l.Event == "health_changed" && l.To == "healthy" && !started.IsZero():
+		case l.Event == life.EventHealthChanged && l.To == string(life.HealthHealthy) && !started.IsZero():
 			toHealthy = append(toHealthy, ms(l.Time.Sub(started)))
 			toServed = append(toServed, ms(o.OK.Sub(l.Time)))
 			started = time.Time{}
