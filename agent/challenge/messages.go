@@ -60,8 +60,13 @@ type (
 		constraint, tag string
 		err             error
 	}
-	// msgProbed is one probe's result.
-	msgProbed struct{ r ProbeResult }
+	// msgProbed is one probe's result; of is the owner's current instance
+	// when the probe began (a new value after every start, adoption or
+	// cut-over, so a result is never taken for a later instance's).
+	msgProbed struct {
+		of *Instance
+		r  ProbeResult
+	}
 	// msgCutOver: the swap's new instance is ready; the owner makes it
 	// active and answers on reply.
 	msgCutOver struct {

@@ -212,7 +212,7 @@ func (c *Owner) onJob(ctx context.Context, r jobReport) {
 		c.onStopped(ctx, m)
 	case msgProbed:
 		c.probing = false
-		c.onProbe(ctx, m.r)
+		c.onProbe(ctx, m.of, m.r)
 	case msgUpdateCheck:
 		c.onUpdateCheck(ctx, m)
 	case msgCutOver:

@@ -10,16 +10,25 @@ func (c *Owner) startProbe(ctx context.Context) {
 		return
 	}
 	c.probing = true
-	url, cfg, tracker, prober, clock, jobs := c.current.Address+c.spec.Health.Path, c.spec.Health, c.tracker, c.Prober, c.Clock, c.jobs
+	of, url, cfg, tracker, prober, clock, jobs := c.current, c.current.Address+c.spec.Health.Path, c.spec.Health, c.tracker, c.Prober, c.Clock, c.jobs
 	c.goJob(func() {
 		r := prober.ProbeFor(ctx, url, cfg, tracker)
 		r.At = clock.Now()
-		report(ctx, jobs, msgProbed{r: r})
+		report(ctx, jobs, msgProbed{of: of, r: r})
 	})
 }
 
-func (c *Owner) onProbe(ctx context.Context, r ProbeResult) {
+func (c *Owner) onProbe(ctx context.Context, of *Instance, r ProbeResult) {
 	if c.lifecycle != Running || c.current == nil {
+		return
+	}
+	if of != c.current {
+		// The probe began before the instance was restarted, replaced or
+		// cut over to: its answer (often a timeout of the hung instance
+		// just restarted) says nothing about the current one, whose tracker
+		// is fresh. Its own first probe was skipped while this one was in
+		// flight; run it now.
+		c.armProbe(0)
 		return
 	}
 	before := c.tracker.State
