@@ -5,9 +5,9 @@ import (
 	"io"
 	"time"
 
-	"berth/agent/challenge"
-
 	"github.com/rs/zerolog"
+
+	"berth/agent/challenge"
 )
 
 // Log field names, as the lifecycle names them.

@@ -1,12 +1,13 @@
 package agent
 
 import (
-	"berth/agent/challenge"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"berth/agent/challenge"
 )
 
 // metrics are berth's Prometheus series (SPEC §5.10). Counters and

@@ -1,12 +1,12 @@
 package agent
 
 import (
-	"berth/agent/challenge"
 	"context"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"berth/agent/challenge"
 	"berth/statestore"
 	"berth/supervisor"
 )

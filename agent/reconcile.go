@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"berth/agent/challenge"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"berth/agent/challenge"
 	"berth/configs"
 	"berth/docker"
 	"berth/statestore"

@@ -1,9 +1,9 @@
 package agent
 
 import (
-	"berth/agent/challenge"
 	"testing"
 
+	"berth/agent/challenge"
 	"berth/agent/proxy"
 )
 

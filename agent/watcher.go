@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"berth/agent/challenge"
 	"context"
 	"fmt"
 	"sync/atomic"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"berth/agent/challenge"
 	"berth/statestore"
 	"berth/supervisor"
 )

@@ -1,7 +1,6 @@
 package main
 
 import (
-	domain "berth/agent/challenge"
 	"context"
 	"flag"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	domain "berth/agent/challenge"
 )
 
 // cmdHealthcheck exits 0 when berth answers GET /healthz (or /readyz with

@@ -1,7 +1,6 @@
 package main
 
 import (
-	domain "berth/agent/challenge"
 	"bufio"
 	"context"
 	"encoding/json"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	domain "berth/agent/challenge"
 )
 
 // challengeView is the subset of the challenge object the CLI prints.

@@ -1,13 +1,14 @@
 package main
 
 import (
-	domain "berth/agent/challenge"
 	"flag"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"time"
+
+	domain "berth/agent/challenge"
 )
 
 type swapAnswer struct {
