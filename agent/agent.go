@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"berth/agent/alerts"
+	"berth/agent/api"
 	"berth/agent/dockerrt"
 	"berth/agent/proxy"
 	"berth/configs"
@@ -192,8 +193,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.closeAll()
 	a.publishRecorded()
 	root := supervisor.New(supervisor.Spec{Name: "berth", Clock: a.clock, EventHook: a.logSupervisorEvent})
-	api := &adminAPI{metrics: a.metrics.handler(), dir: a.dir, store: a.store, runtime: a.runtime, checkpoints: a.checkpoints, token: a.token, agent: a, log: a.log.With().Str(fieldComponent, "api").Logger(),
-		ready: a.readiness, health: a.healthReport, started: a.started}
 	notify := newNotifier(a.opts.Getenv, a.log.With().Str(fieldComponent, "sd-notify").Logger())
 	services := []struct {
 		name string
@@ -202,7 +201,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		{"docker-watcher", a.watcher},
 		{"checkpointer", a.checkpoints},
 		{"alerts", alerts.New(a.cfg.Agent, alertFeed{a.store}, a.clock, a.log)}, // returns at once without agent.alerts.webhook_url
-		{"admin-api", &httpService{name: "admin api", listener: a.apiListener, handler: api.routes(), log: a.log}},
+		{"admin-api", &httpService{name: "admin api", listener: a.apiListener, handler: a.apiHandler(), log: a.log}},
 		{"proxy", &httpService{name: "proxy", listener: a.proxyListener, handler: a.proxy, log: a.log, longRequests: true, grace: 30 * time.Second,
 			readHeaderTimeout: proxy.ReadHeaderTimeout, idleTimeout: proxy.IdleTimeout}},
 		{"reconciler", supervisor.ServiceFunc(func(ctx context.Context) error { return a.reconcile(ctx, root) })},
@@ -292,36 +291,21 @@ func (a *Agent) readiness() (bool, map[string]string) {
 	return ok, components
 }
 
-type componentHealth struct {
-	Status  string `json:"status"`
-	Message string `json:"message,omitempty"`
-}
-
-type healthReport struct {
-	Status             string                     `json:"status"`
-	Ready              bool                       `json:"ready"`
-	Version            string                     `json:"version"`
-	UptimeSecs         int64                      `json:"uptime_secs"`
-	Components         map[string]componentHealth `json:"components"`
-	ActiveChallenges   int                        `json:"active_challenges"`
-	CheckpointSequence uint64                     `json:"checkpoint_sequence"`
-}
-
 // healthReport is /v1/health; the challenges component counts toward the
 // overall status and "unknown" never reads as healthy.
-func (a *Agent) healthReport() healthReport {
+func (a *Agent) healthReport() api.HealthReport {
 	ready, _ := a.readiness()
-	r := healthReport{Ready: ready, Version: a.opts.Version, UptimeSecs: int64(time.Since(a.started).Seconds()),
-		Components: map[string]componentHealth{}, CheckpointSequence: a.checkpoints.lastSeq.Load()}
+	r := api.HealthReport{Ready: ready, Version: a.opts.Version, UptimeSecs: int64(time.Since(a.started).Seconds()),
+		Components: map[string]api.ComponentHealth{}, CheckpointSequence: a.checkpoints.lastSeq.Load()}
 	if a.watcher.dockerUp() {
-		r.Components["docker"] = componentHealth{Status: "healthy"}
+		r.Components["docker"] = api.ComponentHealth{Status: "healthy"}
 	} else {
-		r.Components["docker"] = componentHealth{Status: "unhealthy", Message: "docker engine unreachable"}
+		r.Components["docker"] = api.ComponentHealth{Status: "unhealthy", Message: "docker engine unreachable"}
 	}
 	if err := a.store.Check(); err != nil {
-		r.Components["statestore"] = componentHealth{Status: "unhealthy", Message: err.Error()}
+		r.Components["statestore"] = api.ComponentHealth{Status: "unhealthy", Message: err.Error()}
 	} else {
-		r.Components["statestore"] = componentHealth{Status: "healthy"}
+		r.Components["statestore"] = api.ComponentHealth{Status: "healthy"}
 	}
 	total, healthy := 0, 0
 	var notHealthy []string
@@ -337,11 +321,11 @@ func (a *Agent) healthReport() healthReport {
 	}
 	switch {
 	case total == healthy:
-		r.Components["challenges"] = componentHealth{Status: "healthy", Message: fmt.Sprintf("%d/%d healthy", healthy, total)}
+		r.Components["challenges"] = api.ComponentHealth{Status: "healthy", Message: fmt.Sprintf("%d/%d healthy", healthy, total)}
 	case healthy == 0:
-		r.Components["challenges"] = componentHealth{Status: "unhealthy", Message: strings.Join(notHealthy, ", ")}
+		r.Components["challenges"] = api.ComponentHealth{Status: "unhealthy", Message: strings.Join(notHealthy, ", ")}
 	default:
-		r.Components["challenges"] = componentHealth{Status: "degraded", Message: strings.Join(notHealthy, ", ")}
+		r.Components["challenges"] = api.ComponentHealth{Status: "degraded", Message: strings.Join(notHealthy, ", ")}
 	}
 	r.Status = "healthy"
 	for _, c := range r.Components {

@@ -15,7 +15,14 @@ type alertFeed struct{ store *statestore.Store }
 func (f alertFeed) LastSeq() uint64 { return f.store.LastSeq() }
 
 func (f alertFeed) EventsSince(seq uint64) ([]challenge.Event, error) {
-	page, err := f.store.Events(statestore.EventQuery{Since: seq})
+	return queryEvents(f.store, statestore.EventQuery{Since: seq})
+}
+
+func (f alertFeed) Subscribe(buffer int) alerts.Subscription { return subscribeEvents(f.store, buffer) }
+
+// queryEvents reads one page of the event log in the challenge package's terms.
+func queryEvents(store *statestore.Store, q statestore.EventQuery) ([]challenge.Event, error) {
+	page, err := store.Events(q)
 	if err != nil {
 		return nil, err
 	}
@@ -26,19 +33,20 @@ func (f alertFeed) EventsSince(seq uint64) ([]challenge.Event, error) {
 	return out, nil
 }
 
-// Subscribe starts a goroutine that converts the store's events; Close
-// stops it and waits for it.
-func (f alertFeed) Subscribe(buffer int) alerts.Subscription {
-	s := &alertSubscription{sub: f.store.Subscribe(buffer), c: make(chan challenge.Event),
+// subscribeEvents starts a goroutine that converts the store's events;
+// Close stops it and waits for it.
+func subscribeEvents(store *statestore.Store, buffer int) *eventSubscription {
+	s := &eventSubscription{sub: store.Subscribe(buffer), c: make(chan challenge.Event),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go s.pump()
 	return s
 }
 
-// alertSubscription hands on the store subscription's events one at a
+// eventSubscription hands on the store subscription's events one at a
 // time. Its own channel is unbuffered, so when the reader falls behind the
 // store's buffer fills and drops, and the reader sees the gap from Seq.
-type alertSubscription struct {
+// It serves both the alerter and the admin API's follow streams.
+type eventSubscription struct {
 	sub  *statestore.Subscription
 	c    chan challenge.Event // closed by pump
 	stop chan struct{}        // closed by Close
@@ -46,9 +54,9 @@ type alertSubscription struct {
 	once sync.Once
 }
 
-func (s *alertSubscription) C() <-chan challenge.Event { return s.c }
+func (s *eventSubscription) C() <-chan challenge.Event { return s.c }
 
-func (s *alertSubscription) Close() {
+func (s *eventSubscription) Close() {
 	s.once.Do(func() {
 		close(s.stop)
 		s.sub.Close()
@@ -56,7 +64,7 @@ func (s *alertSubscription) Close() {
 	<-s.done
 }
 
-func (s *alertSubscription) pump() {
+func (s *eventSubscription) pump() {
 	defer close(s.done)
 	defer close(s.c)
 	for {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"berth/agent/api"
 	"berth/statestore"
 	"berth/supervisor"
 )
@@ -69,20 +69,16 @@ func (cp *checkpointer) write(reason string) (statestore.CheckpointInfo, error) 
 	return info, nil
 }
 
-type checkpointListEntry struct {
-	statestore.CheckpointInfo
-	Valid bool   `json:"valid"`
-	Error string `json:"error,omitempty"`
-}
-
-func (cp *checkpointer) list() ([]checkpointListEntry, error) {
+// List is GET /v1/checkpoints: the files found, newest first, the
+// unreadable ones too.
+func (cp *checkpointer) List() ([]api.CheckpointEntry, error) {
 	entries, err := statestore.ListCheckpoints(cp.dir)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]checkpointListEntry, 0, len(entries))
+	out := make([]api.CheckpointEntry, 0, len(entries))
 	for _, e := range entries {
-		item := checkpointListEntry{CheckpointInfo: e.CheckpointInfo, Valid: e.Err == nil}
+		item := api.CheckpointEntry{CheckpointInfo: apiCheckpointInfo(e.CheckpointInfo), Valid: e.Err == nil}
 		if e.Err != nil {
 			item.Error = e.Err.Error()
 		}
@@ -91,23 +87,14 @@ func (cp *checkpointer) list() ([]checkpointListEntry, error) {
 	return out, nil
 }
 
-// API handlers for GET and POST /v1/checkpoints.
-func (cp *checkpointer) handleList(w http.ResponseWriter, r *http.Request) error {
-	list, err := cp.list()
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, list)
-	return nil
+// Create is POST /v1/checkpoints: one checkpoint now.
+func (cp *checkpointer) Create() (api.CheckpointInfo, error) {
+	info, err := cp.write("request")
+	return apiCheckpointInfo(info), err
 }
 
-func (cp *checkpointer) handleCreate(w http.ResponseWriter, r *http.Request) error {
-	info, err := cp.write("request")
-	if err != nil {
-		return apiErr(http.StatusInternalServerError, "checkpoint_failed", err.Error())
-	}
-	writeJSON(w, http.StatusCreated, info)
-	return nil
+func apiCheckpointInfo(i statestore.CheckpointInfo) api.CheckpointInfo {
+	return api.CheckpointInfo{Path: i.Path, Sequence: i.Sequence, Created: i.Created, Bytes: i.Bytes, SHA256: i.SHA256, Events: i.Events}
 }
 
 // openStore opens the Badger store under dataDir/state. When that directory

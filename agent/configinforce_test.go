@@ -84,9 +84,7 @@ func newConfigRig(t *testing.T, config string) *configRig {
 		}
 	})
 
-	api := &adminAPI{dir: a.dir, store: a.store, agent: a, log: zerolog.Nop(), started: time.Now(),
-		ready: func() (bool, map[string]string) { return true, nil }, health: func() healthReport { return healthReport{} }}
-	rig.srv = httptest.NewServer(api.routes())
+	rig.srv = httptest.NewServer(a.apiHandler())
 	t.Cleanup(rig.srv.Close)
 	return rig
 }

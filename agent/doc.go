@@ -15,7 +15,9 @@
 //   - agent/proxy: the stable endpoint, reading routes from the challenges'
 //     published statuses (routes.go).
 //   - agent/alerts: webhook alerts, reading the event log (alertfeed.go).
-//   - agent/api: the admin API.
+//   - agent/api: the admin API. It reads the event log and hands
+//     desired-state changes to the reconciler through the interfaces it
+//     declares (apibackend.go); the checkpointer serves its checkpoints.
 //
 // It may import every berth package and its chosen libraries (zerolog,
 // Prometheus).

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,12 @@ func doRequest(tb testing.TB, method, target string, body io.Reader, header http
 	return resp, b
 }
 
+// errorBody is the admin API's {"error","code"} answer.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
 // checkJSONError asserts an {"error","code"} body with the given status.
 func checkJSONError(tb testing.TB, resp *http.Response, body []byte, status int, code string) errorBody {
 	tb.Helper()
@@ -64,4 +71,12 @@ func checkJSONError(tb testing.TB, resp *http.Response, body []byte, status int,
 		tb.Fatalf("code %q, want %q", got, code)
 	}
 	return errorBody{Error: msg, Code: got}
+}
+
+// newTestServer serves h until the test ends.
+func newTestServer(tb testing.TB, h http.Handler) *httptest.Server {
+	tb.Helper()
+	srv := httptest.NewServer(h)
+	tb.Cleanup(srv.Close)
+	return srv
 }

@@ -1,12 +1,8 @@
-package agent
+package api
 
 import (
-	"berth/agent/challenge"
-	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,14 +12,14 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"berth/statestore"
+	"berth/agent/challenge"
 )
 
 type apiFixture struct {
-	srv   *httptest.Server
-	store *statestore.Store
-	dir   *challenge.Directory
-	token string
+	srv    *httptest.Server
+	events *memLog
+	dir    *challenge.Directory
+	token  string
 
 	mu         sync.Mutex
 	ready      bool
@@ -38,33 +34,33 @@ func (f *apiFixture) setReady(ok bool, components map[string]string) {
 	f.ready, f.components = ok, components
 }
 
-// newAPIFixture serves a real admin API over a fresh store and directory.
-func newAPIFixture(tb testing.TB, token string) *apiFixture {
+// newAPIFixture serves a real admin API over a fresh event log and
+// directory; edits adjust its options before it starts.
+func newAPIFixture(tb testing.TB, token string, edits ...func(*Options)) *apiFixture {
 	tb.Helper()
-	store, err := statestore.Open(tb.TempDir(), statestore.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
 	f := &apiFixture{
-		store: store, dir: &challenge.Directory{}, token: token,
+		events: newMemLog(), dir: &challenge.Directory{}, token: token,
 		ready: true, components: map[string]string{"docker": "ok", "statestore": "ok"},
 		followDone: make(chan struct{}, 16),
 	}
-	api := &adminAPI{
-		dir: f.dir, store: store, token: token, log: zerolog.Nop(), started: time.Now(),
-		ready: func() (bool, map[string]string) {
+	opts := Options{
+		Directory: f.dir, Events: f.events, Token: token, Log: zerolog.Nop(),
+		Ready: func() (bool, map[string]string) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			return f.ready, f.components
 		},
-		health: func() healthReport {
-			return healthReport{Status: "healthy", Ready: true, Version: "test-1", UptimeSecs: 7,
-				Components: map[string]componentHealth{
+		Health: func() HealthReport {
+			return HealthReport{Status: "healthy", Ready: true, Version: "test-1", UptimeSecs: 7,
+				Components: map[string]ComponentHealth{
 					"docker": {Status: "healthy"}, "statestore": {Status: "healthy"}, "challenges": {Status: "healthy"},
 				}, ActiveChallenges: 2, CheckpointSequence: 3}
 		},
 	}
-	routes := api.routes()
+	for _, edit := range edits {
+		edit(&opts)
+	}
+	routes := New(opts)
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		routes.ServeHTTP(w, r)
 		if r.URL.Query().Get("follow") == "true" {
@@ -72,8 +68,8 @@ func newAPIFixture(tb testing.TB, token string) *apiFixture {
 		}
 	}))
 	tb.Cleanup(f.srv.Close)
-	// Runs first: closing the store ends any follow handler still streaming.
-	tb.Cleanup(func() { _ = store.Close() })
+	// Runs first: closing the log ends any follow handler still streaming.
+	tb.Cleanup(f.events.Close)
 	return f
 }
 
@@ -87,13 +83,9 @@ func (f *apiFixture) get(tb testing.TB, path string, auth bool) (*http.Response,
 	return doRequest(tb, http.MethodGet, f.srv.URL+path, nil, hdr)
 }
 
-func (f *apiFixture) appendEvent(tb testing.TB, e statestore.Event) statestore.Event {
+func (f *apiFixture) appendEvent(tb testing.TB, e challenge.Event) challenge.Event {
 	tb.Helper()
-	out, err := f.store.AppendEvent(e)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return out
+	return f.events.Append(e)
 }
 
 func TestAPIHealthz(t *testing.T) {
@@ -360,278 +352,4 @@ func TestAPIUnknownEndpoint(t *testing.T) {
 		}
 		checkJSONError(t, resp, body, resp.StatusCode, "")
 	})
-}
-
-// readEvents decodes an NDJSON body.
-func readEvents(tb testing.TB, body []byte) []statestore.Event {
-	tb.Helper()
-	var out []statestore.Event
-	for _, line := range strings.Split(strings.TrimSpace(string(body)), "\n") {
-		if line == "" {
-			continue
-		}
-		var e statestore.Event
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			tb.Fatalf("line %q is not JSON: %v", line, err)
-		}
-		out = append(out, e)
-	}
-	return out
-}
-
-func eventSeqs(evs []statestore.Event) string {
-	s := make([]string, len(evs))
-	for i, e := range evs {
-		s[i] = fmt.Sprintf("%d:%s", e.Seq, e.Challenge)
-	}
-	return strings.Join(s, ",")
-}
-
-func TestAPIEvents(t *testing.T) {
-	f := newAPIFixture(t, "s3cret")
-	for i, ch := range []string{"a", "b", "a", "c", "a"} {
-		f.appendEvent(t, statestore.Event{Type: "started", Challenge: ch, ContainerID: fmt.Sprintf("cid-%d", i),
-			Version: "1.0.0", Message: "started"})
-	}
-
-	tests := []struct {
-		query string
-		want  string
-	}{
-		{"", "1:a,2:b,3:a,4:c,5:a"},
-		{"?since=0", "1:a,2:b,3:a,4:c,5:a"},
-		{"?since=2", "3:a,4:c,5:a"},
-		{"?since=5", ""},
-		{"?since=99", ""},
-		{"?challenge=a", "1:a,3:a,5:a"},
-		{"?challenge=b", "2:b"},
-		{"?challenge=nope", ""},
-		{"?challenge=a&since=3", "5:a"},
-		{"?follow=false&since=4", "5:a"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.query, func(t *testing.T) {
-			resp, body := f.get(t, "/v1/events"+tt.query, true)
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("status %d: %s", resp.StatusCode, body)
-			}
-			if ct := resp.Header.Get("Content-Type"); ct != "application/x-ndjson" {
-				t.Fatalf("Content-Type %q, want application/x-ndjson", ct)
-			}
-			if got := eventSeqs(readEvents(t, body)); got != tt.want {
-				t.Fatalf("events %q, want %q", got, tt.want)
-			}
-		})
-	}
-
-	t.Run("fields", func(t *testing.T) {
-		_, body := f.get(t, "/v1/events?since=3&challenge=c", true)
-		var line map[string]any
-		if err := json.Unmarshal([]byte(strings.TrimSpace(string(body))), &line); err != nil {
-			t.Fatalf("%v: %s", err, body)
-		}
-		for _, k := range []string{"seq", "time", "type", "challenge", "container_id", "version", "message"} {
-			if _, ok := line[k]; !ok {
-				t.Errorf("event lacks %q: %s", k, body)
-			}
-		}
-		if line["type"] != "started" || line["container_id"] != "cid-3" {
-			t.Errorf("event %s", body)
-		}
-	})
-
-	for _, q := range []string{"?since=abc", "?since=-1", "?since=1.5", "?follow=maybe"} {
-		t.Run("bad "+q, func(t *testing.T) {
-			resp, body := f.get(t, "/v1/events"+q, true)
-			checkJSONError(t, resp, body, http.StatusBadRequest, "bad_request")
-		})
-	}
-}
-
-// followStream opens a follow request; lines are read until ctx ends.
-func followStream(tb testing.TB, f *apiFixture, ctx context.Context, query string) (*bufio.Reader, func()) {
-	tb.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.srv.URL+"/v1/events?follow=true"+query, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+f.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		tb.Fatalf("follow: status %d: %s", resp.StatusCode, b)
-	}
-	return bufio.NewReader(resp.Body), func() { resp.Body.Close() }
-}
-
-func nextEvent(tb testing.TB, br *bufio.Reader) statestore.Event {
-	tb.Helper()
-	line, err := br.ReadBytes('\n')
-	if err != nil {
-		tb.Fatalf("reading the follow stream: %v (got %q)", err, line)
-	}
-	var e statestore.Event
-	if err := json.Unmarshal(line, &e); err != nil {
-		tb.Fatalf("line %q: %v", line, err)
-	}
-	return e
-}
-
-func waitFollowDone(tb testing.TB, f *apiFixture) {
-	tb.Helper()
-	select {
-	case <-f.followDone:
-	case <-time.After(10 * time.Second):
-		tb.Fatal("follow handler kept running after the client left")
-	}
-}
-
-func TestAPIEventsFollow(t *testing.T) {
-	f := newAPIFixture(t, "s3cret")
-	f.appendEvent(t, statestore.Event{Type: "registered", Challenge: "a"})
-	f.appendEvent(t, statestore.Event{Type: "registered", Challenge: "b"})
-
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	br, closeBody := followStream(t, f, ctx, "")
-	defer closeBody()
-
-	for _, want := range []uint64{1, 2} {
-		if e := nextEvent(t, br); e.Seq != want {
-			t.Fatalf("history: seq %d, want %d", e.Seq, want)
-		}
-	}
-	// Headers arrived, so the handler has subscribed: these come live.
-	for i, ch := range []string{"a", "c", "b"} {
-		appended := f.appendEvent(t, statestore.Event{Type: "started", Challenge: ch, Message: fmt.Sprint("live ", i)})
-		e := nextEvent(t, br)
-		if e.Seq != appended.Seq || e.Challenge != ch || e.Type != "started" {
-			t.Fatalf("live event %+v, want seq %d for %s", e, appended.Seq, ch)
-		}
-	}
-
-	cancel()
-	waitFollowDone(t, f)
-}
-
-func TestAPIEventsFollowFilters(t *testing.T) {
-	f := newAPIFixture(t, "s3cret")
-	f.appendEvent(t, statestore.Event{Type: "registered", Challenge: "a"}) // 1
-	f.appendEvent(t, statestore.Event{Type: "registered", Challenge: "b"}) // 2
-	f.appendEvent(t, statestore.Event{Type: "pulling", Challenge: "a"})    // 3
-
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	br, closeBody := followStream(t, f, ctx, "&challenge=a&since=1")
-	defer closeBody()
-
-	if e := nextEvent(t, br); e.Seq != 3 || e.Challenge != "a" {
-		t.Fatalf("history after since=1 for a: %+v, want seq 3", e)
-	}
-	f.appendEvent(t, statestore.Event{Type: "started", Challenge: "b"}) // 4, filtered
-	f.appendEvent(t, statestore.Event{Type: "started", Challenge: "c"}) // 5, filtered
-	f.appendEvent(t, statestore.Event{Type: "started", Challenge: "a"}) // 6
-	if e := nextEvent(t, br); e.Seq != 6 || e.Challenge != "a" {
-		t.Fatalf("live event for a: %+v, want seq 6", e)
-	}
-
-	cancel()
-	waitFollowDone(t, f)
-}
-
-// A follow request whose filter matches nothing still ends with the client.
-func TestAPIEventsFollowEndsOnCancel(t *testing.T) {
-	f := newAPIFixture(t, "s3cret")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	br, closeBody := followStream(t, f, ctx, "&challenge=none")
-	defer closeBody()
-
-	done := make(chan error, 1)
-	go func() {
-		_, err := br.ReadBytes('\n')
-		done <- err
-	}()
-	f.appendEvent(t, statestore.Event{Type: "registered", Challenge: "other"})
-	cancel()
-	waitFollowDone(t, f)
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Fatal("a filtered-out event reached the client")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("client read did not end after cancel")
-	}
-}
-
-func TestAPIRestartChallenge(t *testing.T) {
-	tests := []struct {
-		name   string
-		reply  error
-		status int
-		code   string
-	}{
-		{"accepted", nil, http.StatusAccepted, ""},
-		{"refused by owner", fmt.Errorf("challenge is stopping"), http.StatusConflict, "conflict"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newAPIFixture(t, "s3cret")
-			h := putChallenge(f.dir, "svc", "", challenge.HealthUnknown)
-			got := make(chan string, 1)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			go func() {
-				kind, _ := challenge.StandIn(ctx, h, tt.reply, challenge.SwapResult{}, nil)
-				got <- kind
-			}()
-			resp, body := doRequest(t, http.MethodPost, f.srv.URL+"/v1/challenges/svc/restart", nil,
-				http.Header{"Authorization": {"Bearer s3cret"}})
-			select {
-			case kind := <-got:
-				if kind != challenge.RequestRestart {
-					t.Fatalf("owner got %q, want a restart", kind)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("restart never reached the challenge's inbox")
-			}
-			if tt.code != "" {
-				checkJSONError(t, resp, body, tt.status, tt.code)
-				return
-			}
-			if resp.StatusCode != tt.status {
-				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, body)
-			}
-		})
-	}
-
-	t.Run("unknown challenge", func(t *testing.T) {
-		f := newAPIFixture(t, "s3cret")
-		resp, body := doRequest(t, http.MethodPost, f.srv.URL+"/v1/challenges/nope/restart", nil,
-			http.Header{"Authorization": {"Bearer s3cret"}})
-		checkJSONError(t, resp, body, http.StatusNotFound, "unknown_challenge")
-	})
-
-	t.Run("needs token", func(t *testing.T) {
-		f := newAPIFixture(t, "s3cret")
-		h := putChallenge(f.dir, "svc", "", challenge.HealthUnknown)
-		resp, body := doRequest(t, http.MethodPost, f.srv.URL+"/v1/challenges/svc/restart", nil, nil)
-		checkJSONError(t, resp, body, http.StatusUnauthorized, "unauthorized")
-		if n := h.Pending(); n != 0 {
-			t.Fatalf("unauthorized request queued %d messages", n)
-		}
-	})
-}
-
-// newTestServer serves h until the test ends.
-func newTestServer(tb testing.TB, h http.Handler) *httptest.Server {
-	tb.Helper()
-	srv := httptest.NewServer(h)
-	tb.Cleanup(srv.Close)
-	return srv
 }

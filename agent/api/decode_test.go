@@ -1,4 +1,4 @@
-package agent
+package api
 
 import (
 	"bytes"
@@ -24,7 +24,7 @@ func postBody(body string) *http.Request {
 
 // leaks reports text an API error must never carry.
 func leaks(msg string) string {
-	for _, bad := range []string{"goroutine", ".go:", "/root/", "/home/", "/tmp/", "/work/", "configs.", "agent.", "struct {", "reflect"} {
+	for _, bad := range []string{"goroutine", ".go:", "/root/", "/home/", "/tmp/", "/work/", "configs.", "agent.", "api.", "struct {", "reflect"} {
 		if strings.Contains(msg, bad) {
 			return bad
 		}

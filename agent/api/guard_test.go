@@ -1,35 +1,30 @@
-package agent
+package api
 
 import (
-	"berth/agent/challenge"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 
-	"berth/statestore"
+	"berth/agent/challenge"
 )
 
 // guardAPI serves an admin API with a metrics handler and an engine, as Run wires it.
 func guardAPI(tb testing.TB, token string, runtime challenge.Runtime) (*httptest.Server, *challenge.Directory) {
 	tb.Helper()
-	store, err := statestore.Open(tb.TempDir(), statestore.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = store.Close() })
+	events := newMemLog()
+	tb.Cleanup(events.Close)
 	dir := &challenge.Directory{}
-	api := &adminAPI{dir: dir, store: store, token: token, runtime: runtime, log: zerolog.Nop(), started: time.Now(),
-		metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "berth_up 1\n") }),
-		ready:   func() (bool, map[string]string) { return true, map[string]string{"docker": "ok"} },
-		health:  func() healthReport { return healthReport{Status: "healthy"} },
-	}
-	srv := httptest.NewServer(api.routes())
+	h := New(Options{Directory: dir, Events: events, Token: token, Runtime: runtime, Log: zerolog.Nop(),
+		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "berth_up 1\n") }),
+		Ready:   func() (bool, map[string]string) { return true, map[string]string{"docker": "ok"} },
+		Health:  func() HealthReport { return HealthReport{Status: "healthy"} },
+	})
+	srv := httptest.NewServer(h)
 	tb.Cleanup(srv.Close)
 	return srv, dir
 }
@@ -128,24 +123,6 @@ func TestAPIMetricsNeedTheToken(t *testing.T) {
 	open, _ := guardAPI(t, "", nil)
 	if resp, body := doRequest(t, http.MethodGet, open.URL+"/metrics", nil, nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("/metrics without a configured token: %d %s", resp.StatusCode, body)
-	}
-}
-
-func TestReadinessHidesStoreErrors(t *testing.T) {
-	store, err := statestore.Open(t.TempDir(), statestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Close(); err != nil {
-		t.Fatal(err)
-	}
-	a := &Agent{store: store, watcher: &watcher{}, log: zerolog.Nop()}
-	ok, components := a.readiness()
-	if ok {
-		t.Fatal("ready with a closed store")
-	}
-	if got := components["statestore"]; got != "error" {
-		t.Fatalf("statestore component %q, want \"error\" (details go to the log only)", got)
 	}
 }
 

@@ -1,4 +1,4 @@
-package agent
+package api
 
 import (
 	"mime"
@@ -19,15 +19,15 @@ func guardBrowsers(next http.Handler, tokenSet bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !hostAllowed(r, r.Host, tokenSet) {
 			writeJSONError(w, http.StatusForbidden, "forbidden_host",
-				"Host "+quote(clip(r.Host))+" is not this API's address; use the listen address, localhost, 127.0.0.1 or [::1] with its port", 0)
+				"Host "+quote(clip(r.Host))+" is not this API's address; use the listen address, localhost, 127.0.0.1 or [::1] with its port")
 			return
 		}
 		if origin, ok := r.Header["Origin"]; ok && !originAllowed(r, origin, tokenSet) {
-			writeJSONError(w, http.StatusForbidden, "forbidden_origin", "cross-site requests are refused (Origin "+quote(clip(strings.Join(origin, ", ")))+")", 0)
+			writeJSONError(w, http.StatusForbidden, "forbidden_origin", "cross-site requests are refused (Origin "+quote(clip(strings.Join(origin, ", ")))+")")
 			return
 		}
 		if r.ContentLength != 0 && !isJSONMediaType(r.Header.Get("Content-Type")) {
-			writeJSONError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "request bodies must be sent as Content-Type: application/json", 0)
+			writeJSONError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "request bodies must be sent as Content-Type: application/json")
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -1,7 +1,6 @@
-package agent
+package api
 
 import (
-	"berth/agent/challenge"
 	"context"
 	"fmt"
 	"io"
@@ -11,21 +10,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"berth/statestore"
+	"berth/agent/challenge"
 )
 
-func setFollowLimits(tb testing.TB, streams int, write time.Duration) {
-	tb.Helper()
-	oldStreams, oldWrite := maxFollowStreams, followWriteTimeout
-	maxFollowStreams, followWriteTimeout = streams, write
-	tb.Cleanup(func() { maxFollowStreams, followWriteTimeout = oldStreams, oldWrite })
+// followLimits shortens the follow stream limits of a fixture.
+func followLimits(streams int, write time.Duration) func(*Options) {
+	return func(o *Options) { o.MaxFollowStreams, o.FollowWriteTimeout = streams, write }
 }
 
 func TestAPIFollowStreamsAreCapped(t *testing.T) {
-	setFollowLimits(t, 2, time.Minute)
-	f := newAPIFixture(t, "s3cret")
+	f := newAPIFixture(t, "s3cret", followLimits(2, time.Minute))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_, close1 := followStream(t, f, ctx, "")
@@ -52,8 +46,7 @@ func TestAPIFollowStreamsAreCapped(t *testing.T) {
 
 // A follower that stops reading must not hold its stream (and slot) for ever.
 func TestAPIFollowDropsClientThatStopsReading(t *testing.T) {
-	setFollowLimits(t, 1, 300*time.Millisecond)
-	f := newAPIFixture(t, "s3cret")
+	f := newAPIFixture(t, "s3cret", followLimits(1, 300*time.Millisecond))
 	conn, err := net.Dial("tcp", strings.TrimPrefix(f.srv.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +60,7 @@ func TestAPIFollowDropsClientThatStopsReading(t *testing.T) {
 	big := strings.Repeat("x", 32<<10)
 	deadline := time.Now().Add(20 * time.Second)
 	for i := 0; ; i++ {
-		f.appendEvent(t, statestore.Event{Type: "started", Challenge: "a", Message: big})
+		f.appendEvent(t, challenge.Event{Type: "started", Challenge: "a", Message: big})
 		select {
 		case <-f.followDone:
 			// The stream was dropped; its slot is free again.
@@ -105,18 +98,11 @@ func (blockingLogs) Logs(ctx context.Context, _ string, opts challenge.LogOption
 }
 
 func TestAPILogFollowsShareTheStreamCap(t *testing.T) {
-	setFollowLimits(t, 1, time.Minute)
-	store, err := statestore.Open("", statestore.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	dir := &challenge.Directory{}
+	f := newAPIFixture(t, "", followLimits(1, time.Minute), func(o *Options) { o.Runtime = blockingLogs{} })
 	h := challenge.NewHandle("web")
 	h.SetStatus(&challenge.Status{Name: "web", State: challenge.Running, ContainerID: "abc"})
-	dir.Put(h)
-	api := &adminAPI{dir: dir, store: store, runtime: blockingLogs{}, log: zerolog.Nop(), started: time.Now()}
-	srv := newTestServer(t, api.routes())
+	f.dir.Put(h)
+	srv := f.srv
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
