@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"berth/agent/challenge"
 	"cmp"
 	"context"
 	"errors"
@@ -19,6 +18,7 @@ import (
 
 	"berth/agent/alerts"
 	"berth/agent/api"
+	"berth/agent/challenge"
 	"berth/agent/dockerrt"
 	"berth/agent/proxy"
 	"berth/configs"

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"berth/agent/challenge"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"berth/agent/challenge"
 	"berth/configs"
 	"berth/statestore"
 )

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"berth/agent/challenge"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"berth/agent/api"
+	"berth/agent/challenge"
 	"berth/statestore"
 	"berth/supervisor"
 )
