@@ -1,13 +1,11 @@
 package agent
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -17,7 +15,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"berth/agent/alerts"
-	"berth/agent/api"
 	"berth/agent/challenge"
 	"berth/agent/dockerrt"
 	"berth/agent/proxy"
@@ -268,122 +265,6 @@ func (a *Agent) logSupervisorEvent(e supervisor.Event) {
 	default:
 		a.log.Debug().Msg(e.String())
 	}
-}
-
-// readiness is /readyz: engine reachable, store open, first reconcile done.
-func (a *Agent) readiness() (bool, map[string]string) {
-	components := map[string]string{"docker": "ok", "statestore": "ok", "reconcile": "ok", "agent": "ok"}
-	ok := true
-	if !a.watcher.dockerUp() {
-		components["docker"], ok = "unreachable", false
-	}
-	if err := a.store.Check(); err != nil {
-		// /readyz is unauthenticated: the details go to the log only.
-		a.log.Error().Err(err).Msg("readiness: state store check failed")
-		components["statestore"], ok = "error", false
-	}
-	if !a.reconciled.Load() {
-		components["reconcile"], ok = "pending", false
-	}
-	if a.draining.Load() {
-		components["agent"], ok = "draining", false
-	}
-	return ok, components
-}
-
-// healthReport is /v1/health; the challenges component counts toward the
-// overall status and "unknown" never reads as healthy.
-func (a *Agent) healthReport() api.HealthReport {
-	ready, _ := a.readiness()
-	r := api.HealthReport{Ready: ready, Version: a.opts.Version, UptimeSecs: int64(time.Since(a.started).Seconds()),
-		Components: map[string]api.ComponentHealth{}, CheckpointSequence: a.checkpoints.lastSeq.Load()}
-	if a.watcher.dockerUp() {
-		r.Components["docker"] = api.ComponentHealth{Status: "healthy"}
-	} else {
-		r.Components["docker"] = api.ComponentHealth{Status: "unhealthy", Message: "docker engine unreachable"}
-	}
-	if err := a.store.Check(); err != nil {
-		r.Components["statestore"] = api.ComponentHealth{Status: "unhealthy", Message: err.Error()}
-	} else {
-		r.Components["statestore"] = api.ComponentHealth{Status: "healthy"}
-	}
-	total, healthy := 0, 0
-	var notHealthy []string
-	for _, h := range a.dir.List() {
-		st := h.Status()
-		total++
-		if st.Health == challenge.HealthHealthy {
-			healthy++
-			r.ActiveChallenges++
-		} else {
-			notHealthy = append(notHealthy, st.Name+"="+string(st.Health))
-		}
-	}
-	switch {
-	case total == healthy:
-		r.Components["challenges"] = api.ComponentHealth{Status: "healthy", Message: fmt.Sprintf("%d/%d healthy", healthy, total)}
-	case healthy == 0:
-		r.Components["challenges"] = api.ComponentHealth{Status: "unhealthy", Message: strings.Join(notHealthy, ", ")}
-	default:
-		r.Components["challenges"] = api.ComponentHealth{Status: "degraded", Message: strings.Join(notHealthy, ", ")}
-	}
-	r.Status = "healthy"
-	for _, c := range r.Components {
-		if c.Status == "unhealthy" {
-			r.Status = "unhealthy"
-			break
-		}
-		if c.Status != "healthy" {
-			r.Status = "degraded"
-		}
-	}
-	return r
-}
-
-// httpService serves one listener until ctx ends, then shuts down gracefully.
-type httpService struct {
-	name         string
-	listener     net.Listener
-	handler      http.Handler
-	log          zerolog.Logger
-	longRequests bool          // proxied requests may run long; no write timeout
-	grace        time.Duration // how long shutdown lets requests finish (default 5s)
-	// Client-side timeouts; zero means 10s for the header and 2m idle.
-	readHeaderTimeout, idleTimeout time.Duration
-}
-
-func (s *httpService) Serve(ctx context.Context) error {
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: cmp.Or(s.readHeaderTimeout, 10*time.Second),
-		IdleTimeout:       cmp.Or(s.idleTimeout, 2*time.Minute),
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          nil,
-	}
-	if !s.longRequests {
-		srv.ReadTimeout = 30 * time.Second
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.listener) }()
-	select {
-	case err := <-errc:
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
-		return fmt.Errorf("%s: %w", s.name, err)
-	case <-ctx.Done():
-	}
-	grace := s.grace
-	if grace <= 0 {
-		grace = 5 * time.Second
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		srv.Close()
-	}
-	<-errc
-	return nil
 }
 
 // Reload re-reads the config file and challenge_dirs (SIGHUP). An invalid
