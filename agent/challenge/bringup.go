@@ -224,7 +224,7 @@ func (c *Owner) createAndStart(ctx context.Context, ref, tag, digest string) err
 	}
 	c.setLifecycle(Starting)
 	c.persist()
-	id, err := c.Runtime.Create(ctx, spec)
+	created, err := c.Runtime.Create(ctx, spec)
 	if errors.Is(err, ErrConflict) {
 		// An instance of that deterministic name exists but no record
 		// claims it (e.g. berth died between create and persist): replace it.
@@ -232,7 +232,7 @@ func (c *Owner) createAndStart(ctx context.Context, ref, tag, digest string) err
 			if rerr := c.Runtime.Remove(ctx, old.ID); rerr != nil {
 				return rerr
 			}
-			id, err = c.Runtime.Create(ctx, spec)
+			created, err = c.Runtime.Create(ctx, spec)
 		}
 	}
 	if err != nil {
@@ -241,7 +241,8 @@ func (c *Owner) createAndStart(ctx context.Context, ref, tag, digest string) err
 		}
 		return err
 	}
-	c.rec.Slots[slot] = Slot{ContainerID: id, ContainerName: c.spec.Name + "-" + slot, Image: ref, Version: tag,
+	id := created.ID
+	c.rec.Slots[slot] = Slot{ContainerID: id, ContainerName: created.Name, Image: ref, Version: tag,
 		Digest: digest, SpecHash: c.hash, CreatedAt: c.Clock.Now()}
 	c.rec.ActiveSlot = slot
 	c.persist() // record the id before starting, so a crash now cannot orphan it
@@ -252,9 +253,6 @@ func (c *Owner) createAndStart(ctx context.Context, ref, tag, digest string) err
 	if err != nil {
 		return err
 	}
-	sr := c.rec.Slots[slot]
-	sr.ContainerName = in.Name
-	c.rec.Slots[slot] = sr
 	c.started(in, tag, digest)
 	return nil
 }

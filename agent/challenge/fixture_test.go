@@ -376,8 +376,12 @@ func TestFirstStartRunsAndTurnsHealthy(t *testing.T) {
 	eventually(t, 5*time.Second, func() bool { st := f.status(); return st.State == Running && st.Health == HealthHealthy },
 		"not healthy: %+v", func() any { return f.status() })
 	st := f.status()
-	if st.Upstream != v1.srv.URL || st.Version != "1.0.0" || st.Slot != slotA {
+	if st.Upstream != v1.srv.URL || st.Version != "1.0.0" || st.Slot != slotA || st.ContainerName != memName("web", slotA) {
 		t.Fatalf("status %+v", st)
+	}
+	// The record names the instance as the runtime named it, from its creation on.
+	if rec, _, _ := f.store.Runtime("web"); rec.Slots[slotA].ContainerName != memName("web", slotA) {
+		t.Fatalf("recorded slot %+v", rec.Slots[slotA])
 	}
 	for _, typ := range []string{EventStarted, EventHealthChanged} {
 		if !f.store.hasEvent(typ) {

@@ -169,23 +169,24 @@ func memDigest(ref string) string {
 
 func memName(challenge, slot string) string { return "berth-" + challenge + "-" + slot }
 
-func (m *MemRuntime) Create(_ context.Context, spec InstanceSpec) (string, error) {
+func (m *MemRuntime) Create(_ context.Context, spec InstanceSpec) (Instance, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	name := memName(spec.Challenge.Name, spec.Slot)
 	if err := m.record("create", name); err != nil {
-		return "", err
+		return Instance{}, err
 	}
 	for _, in := range m.instances {
 		if in.Name == name {
-			return "", fmt.Errorf("create %s: %w", name, ErrConflict)
+			return Instance{}, fmt.Errorf("create %s: %w", name, ErrConflict)
 		}
 	}
 	m.next++
 	id := fmt.Sprintf("mem%04d", m.next)
-	m.instances[id] = &Instance{ID: id, Name: name, Challenge: spec.Challenge.Name, Slot: spec.Slot, Version: spec.Version,
+	in := Instance{ID: id, Name: name, Challenge: spec.Challenge.Name, Slot: spec.Slot, Version: spec.Version,
 		SpecHash: spec.SpecHash, Image: spec.Ref}
-	return id, nil
+	m.instances[id] = &in
+	return in, nil
 }
 
 func (m *MemRuntime) Start(_ context.Context, id string) error {

@@ -25,7 +25,8 @@ type Runtime interface {
 	LocalImage(ctx context.Context, ref string) (string, error)
 	// Pull fetches ref and returns its repository digest.
 	Pull(ctx context.Context, ref string, progress func(PullProgress)) (string, error)
-	Create(ctx context.Context, spec InstanceSpec) (id string, err error)
+	// Create makes a stopped instance of spec and returns its id and name.
+	Create(ctx context.Context, spec InstanceSpec) (Instance, error)
 	Start(ctx context.Context, id string) error
 	Stop(ctx context.Context, id string, timeout time.Duration) error
 	Remove(ctx context.Context, id string) error

@@ -200,8 +200,8 @@ func TestScenarioStartFailureRestarts(t *testing.T) {
 // refusingRuntime refuses every create, as a runtime policy would.
 type refusingRuntime struct{ *MemRuntime }
 
-func (r refusingRuntime) Create(context.Context, InstanceSpec) (string, error) {
-	return "", fmt.Errorf("create: privileged: %w", ErrRefused)
+func (r refusingRuntime) Create(context.Context, InstanceSpec) (Instance, error) {
+	return Instance{}, fmt.Errorf("create: privileged: %w", ErrRefused)
 }
 
 func TestScenarioCreateRefusedFails(t *testing.T) {

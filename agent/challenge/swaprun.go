@@ -172,10 +172,11 @@ func (s *swapRunner) startInSlot(ctx context.Context, ref, tag, slot string) (In
 	if err != nil {
 		return Instance{}, err
 	}
-	id, err := s.rt.Create(ctx, spec)
+	created, err := s.rt.Create(ctx, spec)
 	if err != nil {
 		return Instance{}, err
 	}
+	id := created.ID
 	if err := s.claimNew(id); err != nil {
 		return Instance{}, err
 	}

@@ -65,9 +65,14 @@ func (r *Runtime) Pull(ctx context.Context, ref string, progress func(challenge.
 
 // Create makes the container of spec: named and labelled for this agent,
 // its volumes in the challenge's own namespace, hardened by the client.
-func (r *Runtime) Create(ctx context.Context, spec challenge.InstanceSpec) (string, error) {
-	id, err := r.engine.Create(ctx, r.containerSpec(spec))
-	return id, wrap(err)
+func (r *Runtime) Create(ctx context.Context, spec challenge.InstanceSpec) (challenge.Instance, error) {
+	cs := r.containerSpec(spec)
+	id, err := r.engine.Create(ctx, cs)
+	if err != nil {
+		return challenge.Instance{}, wrap(err)
+	}
+	return challenge.Instance{ID: id, Name: cs.Name, Challenge: spec.Challenge.Name, Slot: spec.Slot, Version: spec.Version,
+		SpecHash: spec.SpecHash, Image: spec.Ref}, nil
 }
 
 func (r *Runtime) containerSpec(s challenge.InstanceSpec) docker.ContainerSpec {
