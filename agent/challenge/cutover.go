@@ -201,7 +201,7 @@ func (c *Owner) applySpec(ctx context.Context, spec configs.Challenge) {
 		return
 	}
 	c.rec.DesiredVersion = ""
-	if c.swap != nil || c.draining != nil || c.recoverTimer != nil {
+	if c.swap != nil || c.draining != nil || c.recoverTimer != nil || c.recoveryStop != "" {
 		c.pendingSpec = &spec
 		return
 	}

@@ -71,25 +71,48 @@ func (c *Owner) inUse(id string) bool {
 		(c.draining != nil && c.draining.fromID == id)
 }
 
+// How far a recovery attempt got.
+type recovery int
+
+const (
+	recoverySettled recovery = iota
+	recoveryPending          // a stop job continues it
+	recoveryFailed           // try again after the cleanup backoff
+)
+
 // retryRecovery settles an interrupted swap, and retries with backoff while
 // its stop or remove fails: an old version must not run on until the next
 // bring-up, which for an adopted instance may never come.
 func (c *Owner) retryRecovery(ctx context.Context) {
-	c.recovered = c.recoverSwap(ctx)
-	if c.recovered {
-		c.recoverTries = 0
-		c.armKept()
-		if next := c.pendingSpec; next != nil && c.swap == nil && c.draining == nil {
-			c.pendingSpec = nil
-			c.applySpec(ctx, *next)
-		} else if c.pendingSwap && c.current != nil && c.lifecycle == Running {
-			c.pendingSwap = false
-			if r := c.startSwap(ctx, c.spec.Version, swapConfig); r.err != nil {
-				c.logf(LevelError, "swap to the changed config entry", r.err)
-			}
-		}
-		return
+	if c.recoveryStop != "" {
+		return // its stop job reports
 	}
+	switch c.recoverSwap(ctx) {
+	case recoverySettled:
+		c.onRecovered(ctx)
+	case recoveryFailed:
+		c.retryRecoveryLater(ctx)
+	}
+}
+
+// onRecovered runs once an interrupted swap is settled: what waited for it
+// (a spec change, a swap to a changed config entry) goes ahead.
+func (c *Owner) onRecovered(ctx context.Context) {
+	c.recovered = true
+	c.recoverTries = 0
+	c.armKept()
+	if next := c.pendingSpec; next != nil && c.swap == nil && c.draining == nil {
+		c.pendingSpec = nil
+		c.applySpec(ctx, *next)
+	} else if c.pendingSwap && c.current != nil && c.lifecycle == Running {
+		c.pendingSwap = false
+		if r := c.startSwap(ctx, c.spec.Version, swapConfig); r.err != nil {
+			c.logf(LevelError, "swap to the changed config entry", r.err)
+		}
+	}
+}
+
+func (c *Owner) retryRecoveryLater(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
@@ -100,34 +123,62 @@ func (c *Owner) retryRecovery(ctx context.Context) {
 }
 
 // recoverSwap settles a swap interrupted by a berth crash as RecoverSwap
-// decides; false means it must be tried again.
-func (c *Owner) recoverSwap(ctx context.Context) bool {
+// decides. Removals are short and run here; the old instance's stop after
+// a cut-over may take its stop_timeout and runs as a job.
+func (c *Owner) recoverSwap(ctx context.Context) recovery {
 	plan, ok, err := c.Store.Swap(c.spec.Name)
 	if err != nil {
-		return false
+		return recoveryFailed
 	}
 	if !ok {
-		return true
+		return recoverySettled
 	}
 	r := RecoverSwap(plan, c.rec)
 	switch {
 	case r.Remove != "":
 		if err := c.Runtime.Remove(ctx, r.Remove); err != nil {
 			c.logf(LevelWarn, "remove container of interrupted swap; will retry", err)
-			return false
+			return recoveryFailed
 		}
 	case r.RemoveSlot != "":
 		if in, err := c.Runtime.InSlot(ctx, c.spec.Name, r.RemoveSlot); err == nil {
 			_ = c.Runtime.Remove(ctx, in.ID)
 		}
 	case r.StopAndKeep != "":
-		if err := c.Runtime.Stop(ctx, r.StopAndKeep, c.spec.Restart.StopTimeout); err != nil {
-			c.logf(LevelWarn, "stop previous container of interrupted swap; will retry", err)
-			return false
-		}
-		c.keepPrevious(r.StopAndKeep, c.spec.Update.KeepPrevious)
+		c.recoveryStop = r.StopAndKeep
+		id, timeout, ev, rt, jobs := r.StopAndKeep, c.spec.Restart.StopTimeout, r.Event, c.Runtime, c.jobs
+		c.goJob(func() {
+			// A stop begun is finished even while berth stops.
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout+30*time.Second)
+			defer cancel()
+			report(ctx, jobs, msgRecoveryStopped{id: id, ev: ev, err: rt.Stop(stopCtx, id, timeout)})
+		})
+		return recoveryPending
 	}
-	return c.closeSwapRecord(r.Event) == nil
+	if c.closeSwapRecord(r.Event) != nil {
+		return recoveryFailed
+	}
+	return recoverySettled
+}
+
+// onRecoveryStopped completes a recovery once the old instance stopped: it
+// is kept for a rollback and the swap is recorded as completed.
+func (c *Owner) onRecoveryStopped(ctx context.Context, m msgRecoveryStopped) {
+	if m.id != c.recoveryStop {
+		return
+	}
+	c.recoveryStop = ""
+	if m.err != nil {
+		c.logf(LevelWarn, "stop previous container of interrupted swap; will retry", m.err)
+		c.retryRecoveryLater(ctx)
+		return
+	}
+	c.keepPrevious(m.id, c.spec.Update.KeepPrevious)
+	if c.closeSwapRecord(m.ev) != nil {
+		c.retryRecoveryLater(ctx)
+		return
+	}
+	c.onRecovered(ctx)
 }
 
 // closeSwapRecord deletes the swap plan and records how the swap ended,

@@ -55,6 +55,13 @@ type (
 		id  string
 		err error
 	}
+	// msgRecoveryStopped ends the stop of a recovered swap's old instance;
+	// ev records how the swap ended.
+	msgRecoveryStopped struct {
+		id  string
+		ev  Event
+		err error
+	}
 	// msgUpdateCheck ends a registry check for a newer version.
 	msgUpdateCheck struct {
 		constraint, tag string
@@ -84,10 +91,11 @@ type (
 	}
 )
 
-func (msgPulling) jobReport()     {}
-func (msgImage) jobReport()       {}
-func (msgStopped) jobReport()     {}
-func (msgProbed) jobReport()      {}
-func (msgUpdateCheck) jobReport() {}
-func (msgCutOver) jobReport()     {}
-func (msgSwapDone) jobReport()    {}
+func (msgPulling) jobReport()         {}
+func (msgImage) jobReport()           {}
+func (msgStopped) jobReport()         {}
+func (msgProbed) jobReport()          {}
+func (msgUpdateCheck) jobReport()     {}
+func (msgRecoveryStopped) jobReport() {}
+func (msgCutOver) jobReport()         {}
+func (msgSwapDone) jobReport()        {}

@@ -72,6 +72,7 @@ type Owner struct {
 	cutOverAt     time.Time
 	keepAttempt   int // failed removals of the kept instance in a row
 	recoverTries  int
+	recoveryStop  string          // the old instance a recovery's stop job stops
 	badVersions   map[string]bool // failed or rolled back; auto-update skips them
 	pendingSpec   *configs.Challenge
 }
@@ -114,7 +115,7 @@ func (c *Owner) Serve(ctx context.Context) error {
 	// A restart by the supervisor begins from the store, not from leftovers.
 	c.timers = timers{}
 	c.probing, c.current, c.imageJob, c.stopping, c.upAfterStop = false, nil, false, "", false
-	c.swap, c.draining, c.recovered, c.keepAttempt, c.recoverTries = nil, nil, false, 0, 0
+	c.swap, c.draining, c.recovered, c.keepAttempt, c.recoverTries, c.recoveryStop = nil, nil, false, 0, 0, ""
 	c.imageGen++
 	if err := c.load(); err != nil {
 		return err
@@ -215,6 +216,8 @@ func (c *Owner) onJob(ctx context.Context, r jobReport) {
 		c.onProbe(ctx, m.of, m.r)
 	case msgUpdateCheck:
 		c.onUpdateCheck(ctx, m)
+	case msgRecoveryStopped:
+		c.onRecoveryStopped(ctx, m)
 	case msgCutOver:
 		c.onCutOver(m)
 	case msgSwapDone:

@@ -1,6 +1,7 @@
 package challenge
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -256,5 +257,39 @@ func TestScenarioShutdownLeavesInstanceRunning(t *testing.T) {
 	f.stop()
 	if in, _ := f.rt.Get("old01"); !in.Running || f.rt.Count("stop", "old01") != 0 {
 		t.Fatal("instance stopped at shutdown")
+	}
+}
+
+// The stop that settles a swap interrupted after its cut-over runs as a job:
+// while the old instance takes its time to stop, the owner answers requests
+// (a swap is refused until the recovery is settled, not left hanging), and
+// the recovery completes once the stop ends.
+func TestScenarioRecoveryStopDoesNotBlockOwner(t *testing.T) {
+	f := newFixture(t)
+	scInterrupted(t, f, PhaseDraining, true, true, true)
+	release := make(chan struct{})
+	f.rt.OnStop = func(ctx context.Context) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	}
+	shortOwnerTimeouts(t, 500*time.Millisecond, 500*time.Millisecond)
+	f.start(testSpec())
+	eventually(t, 5*time.Second, func() bool { return f.status().ContainerID == "new01" },
+		"new01 not adopted: %+v", func() any { return f.status() })
+	time.Sleep(100 * time.Millisecond) // the recovery's stop has begun and hangs
+	if _, err := f.handle.Swap(scCtx(t), "3.0.0"); !errors.Is(err, ErrSwapRunning) {
+		t.Fatalf("swap while the recovery's stop runs: %v, want ErrSwapRunning (the owner must answer)", err)
+	}
+	close(release)
+	ev := scWaitEvent(t, f.store, EventSwapCompleted, 1)
+	if ev.Phase != PhaseCompleted {
+		t.Fatalf("recovery event %+v", ev)
+	}
+	eventually(t, 5*time.Second, func() bool { rec := scRecord(t, f.store); return rec.Kept != nil && rec.Kept.ContainerID == "old01" },
+		"old01 not kept after the recovery's stop")
+	if old, _ := f.rt.Get("old01"); old.Running {
+		t.Fatal("old01 still running after the recovery")
 	}
 }
