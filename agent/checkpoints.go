@@ -40,7 +40,7 @@ func newCheckpointer(store *statestore.Store, dataDir string, keep int, interval
 
 // Serve writes a checkpoint every interval until ctx ends.
 func (cp *checkpointer) Serve(ctx context.Context) error {
-	for sleepCtx(ctx, cp.clock, cp.interval) {
+	for supervisor.Sleep(ctx, cp.clock, cp.interval) {
 		if _, err := cp.write("interval"); err != nil {
 			cp.log.Error().Err(err).Msg("periodic checkpoint failed")
 		}

@@ -29,7 +29,7 @@ type orphanReaper struct {
 func (o *orphanReaper) Serve(ctx context.Context) error {
 	o.firstSeen = map[string]time.Time{}
 	period := min(max(o.grace/2, time.Second), 30*time.Second)
-	for sleepCtx(ctx, o.clock, period) {
+	for supervisor.Sleep(ctx, o.clock, period) {
 		if o.ready() {
 			o.sweep(ctx)
 		}

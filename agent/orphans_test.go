@@ -47,7 +47,7 @@ func (f *reaperFixture) reapConstantly(grace time.Duration) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for sleepCtx(ctx, o.clock, 10*time.Millisecond) {
+		for supervisor.Sleep(ctx, o.clock, 10*time.Millisecond) {
 			o.sweep(ctx)
 		}
 	}()

@@ -61,7 +61,7 @@ type reconciler struct {
 // reload, register and delete requests until ctx ends.
 func (a *Agent) reconcile(ctx context.Context, root *supervisor.Supervisor) error {
 	for !a.watcher.dockerUp() {
-		if !sleepCtx(ctx, a.clock, 100*time.Millisecond) {
+		if !supervisor.Sleep(ctx, a.clock, 100*time.Millisecond) {
 			return nil
 		}
 	}

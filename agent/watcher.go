@@ -47,17 +47,13 @@ func (w *watcher) Serve(ctx context.Context) error {
 		if attempt == 1 || attempt%20 == 0 {
 			w.log.Warn().Err(err).Int("attempt", attempt).Msg("docker engine unreachable; retrying")
 		}
-		if !w.sleep(ctx, backoff.Delay(attempt, w.rand())) {
+		if !supervisor.Sleep(ctx, w.clock, backoff.Delay(attempt, w.rand())) {
 			return nil
 		}
 		if w.up.Load() {
 			attempt = 0
 		}
 	}
-}
-
-func (w *watcher) sleep(ctx context.Context, d time.Duration) bool {
-	return sleepCtx(ctx, w.clock, d)
 }
 
 // setDown reports the engine unreachable once per outage, including an

@@ -155,3 +155,15 @@ func (t *fakeTimer) Stop() bool {
 	c.notifyLocked()
 	return true
 }
+
+// Sleep waits d on clock; false if ctx ended first.
+func Sleep(ctx context.Context, clock Clock, d time.Duration) bool {
+	t := clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C():
+		return true
+	}
+}

@@ -114,3 +114,29 @@ func TestRealClock(t *testing.T) {
 		t.Error("Stop on a pending real timer reported it not pending")
 	}
 }
+
+func TestSleep(t *testing.T) {
+	clock := supervisor.NewFakeClock(time.Unix(0, 0))
+	done := make(chan bool, 1)
+	go func() { done <- supervisor.Sleep(context.Background(), clock, time.Second) }()
+	if err := clock.WaitTimers(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+		t.Fatal("Sleep returned before its time")
+	default:
+	}
+	clock.Advance(time.Second)
+	if !<-done {
+		t.Fatal("Sleep reported a cancelled context")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if supervisor.Sleep(ctx, clock, time.Hour) {
+		t.Fatal("Sleep with an ended context reported the full wait")
+	}
+	if clock.Timers() != 0 {
+		t.Fatalf("%d timers left armed", clock.Timers())
+	}
+}

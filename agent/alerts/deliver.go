@@ -9,9 +9,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"time"
 
 	"berth/agent/challenge"
+	"berth/supervisor"
 )
 
 // deliverAll posts queued alerts one at a time until ctx ends.
@@ -55,7 +55,7 @@ func (a *Alerter) deliver(ctx context.Context, p alertPayload) {
 		if !retry || attempt >= a.attempts || ctx.Err() != nil {
 			break
 		}
-		if !a.sleep(ctx, backoff) {
+		if !supervisor.Sleep(ctx, a.clock, backoff) {
 			break
 		}
 		backoff *= 2
@@ -97,17 +97,5 @@ func (a *Alerter) post(ctx context.Context, body []byte, seq uint64) (retry bool
 		return true, fmt.Errorf("webhook answered %s", resp.Status)
 	default:
 		return false, fmt.Errorf("webhook answered %s; not retried", resp.Status)
-	}
-}
-
-// sleep waits d on the alerter's clock; false if ctx ended first.
-func (a *Alerter) sleep(ctx context.Context, d time.Duration) bool {
-	t := a.clock.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C():
-		return true
 	}
 }

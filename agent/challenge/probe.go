@@ -76,7 +76,7 @@ func (p *Prober) ProbeStarting(ctx context.Context, url string, timeout, window 
 	for {
 		res, refused := p.probeOnce(ctx, url, timeout)
 		res.Spent = time.Since(start)
-		if res.Pass || !refused || res.Spent+notListeningRetry >= window || !sleep(ctx, supervisor.RealClock(), notListeningRetry) {
+		if res.Pass || !refused || res.Spent+notListeningRetry >= window || !supervisor.Sleep(ctx, supervisor.RealClock(), notListeningRetry) {
 			return res
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"berth/configs"
+	"berth/supervisor"
 )
 
 // waitHealthy probes the new instance until it has passed success_threshold
@@ -42,7 +43,7 @@ func (s *swapRunner) waitHealthy(ctx context.Context, spec configs.Challenge, up
 		if !healthySince.IsZero() {
 			wait = min(wait, spec.Update.MinHealthyTime-r.At.Sub(healthySince))
 		}
-		if !sleep(ctx, s.clock, min(wait, deadline.Sub(r.At)+time.Millisecond)) {
+		if !supervisor.Sleep(ctx, s.clock, min(wait, deadline.Sub(r.At)+time.Millisecond)) {
 			return ctx.Err()
 		}
 	}
@@ -76,16 +77,4 @@ func (s *swapRunner) drain(ctx context.Context, stop <-chan struct{}, upstream s
 		}
 	}
 	s.traffic.CloseIdle()
-}
-
-// sleep waits d on clock; false if ctx ended first.
-func sleep(ctx context.Context, clock Clock, d time.Duration) bool {
-	t := clock.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C():
-		return true
-	}
 }
