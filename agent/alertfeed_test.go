@@ -13,6 +13,7 @@ import (
 	"berth/agent/alerts"
 	domain "berth/agent/challenge"
 	"berth/configs"
+	"berth/internal/testkit"
 	"berth/statestore"
 )
 
@@ -112,7 +113,7 @@ func TestAlertsOverTheStore(t *testing.T) {
 	store := openTestStore(t)
 	defer store.Close()
 	got := make(chan map[string]any, 10)
-	hook := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hook := testkit.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var p map[string]any
 		body, _ := io.ReadAll(r.Body)
 		if err := json.Unmarshal(body, &p); err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"berth/agent/challenge"
 	"berth/configs"
+	"berth/internal/testkit"
 	"berth/statestore"
 	"berth/supervisor"
 )
@@ -70,7 +71,7 @@ func newWiredAPI(t *testing.T, reconciled bool) *wiredAPI {
 		t.Cleanup(func() { cancel(); <-done })
 		a.reconciled.Store(true)
 	}
-	w.srv = newTestServer(t, a.apiHandler())
+	w.srv = testkit.Server(t, a.apiHandler())
 	return w
 }
 
@@ -90,7 +91,7 @@ func (w *wiredAPI) do(t *testing.T, method, path, body string) (*http.Response, 
 		hdr = http.Header{"Content-Type": {"application/json"}}
 		rd = strings.NewReader(body)
 	}
-	return doRequest(t, method, w.srv.URL+path, rd, hdr)
+	return testkit.Do(t, method, w.srv.URL+path, rd, hdr)
 }
 
 // Desired-state changes reach the reconciler, and its refusals come back
@@ -114,13 +115,13 @@ func TestAPIWiringReachesTheReconciler(t *testing.T) {
 	}
 
 	resp, body = w.do(t, http.MethodPut, "/v1/challenges/cfgd", `{`+baseSpec+`}`)
-	if e := checkJSONError(t, resp, body, http.StatusConflict, "config_managed"); e.Error != "cfgd is "+errConfigManaged.Error() {
+	if e := testkit.JSONError(t, resp, body, http.StatusConflict, "config_managed"); e.Error != "cfgd is "+errConfigManaged.Error() {
 		t.Errorf("config_managed message %q", e.Error)
 	}
 	resp, body = w.do(t, http.MethodDelete, "/v1/challenges/cfgd", "")
-	checkJSONError(t, resp, body, http.StatusConflict, "config_managed")
+	testkit.JSONError(t, resp, body, http.StatusConflict, "config_managed")
 	resp, body = w.do(t, http.MethodDelete, "/v1/challenges/nope", "")
-	checkJSONError(t, resp, body, http.StatusNotFound, "unknown_challenge")
+	testkit.JSONError(t, resp, body, http.StatusNotFound, "unknown_challenge")
 
 	w.writeConfig(t, wiredConfig+"  - {name: more, image: example/more, version: \"2.0.0\"}\n")
 	resp, body = w.do(t, http.MethodPost, "/v1/reload", "")
@@ -133,7 +134,7 @@ func TestAPIWiringReachesTheReconciler(t *testing.T) {
 	}
 	w.writeConfig(t, "agent: {data_dir: 7}\nchallenges: nope\n")
 	resp, body = w.do(t, http.MethodPost, "/v1/reload", "")
-	checkJSONError(t, resp, body, http.StatusBadRequest, "invalid_config")
+	testkit.JSONError(t, resp, body, http.StatusBadRequest, "invalid_config")
 }
 
 // Before the first reconcile no change is taken.
@@ -145,7 +146,7 @@ func TestAPIWiringNotReady(t *testing.T) {
 		{http.MethodPost, "/v1/reload", ""},
 	} {
 		resp, body := w.do(t, req.method, req.path, req.body)
-		if e := checkJSONError(t, resp, body, http.StatusServiceUnavailable, "not_ready"); e.Error != errNotReady.Error() {
+		if e := testkit.JSONError(t, resp, body, http.StatusServiceUnavailable, "not_ready"); e.Error != errNotReady.Error() {
 			t.Errorf("%s %s: message %q", req.method, req.path, e.Error)
 		}
 	}

@@ -14,12 +14,13 @@ import (
 
 	"berth/agent/challenge"
 	"berth/configs"
+	"berth/internal/testkit"
 	"berth/statestore"
 )
 
 func putSpec(tb testing.TB, srv *httptest.Server, name, body string) (*http.Response, []byte) {
 	tb.Helper()
-	return doRequest(tb, http.MethodPut, srv.URL+"/v1/challenges/"+name, strings.NewReader(body),
+	return testkit.Do(tb, http.MethodPut, srv.URL+"/v1/challenges/"+name, strings.NewReader(body),
 		http.Header{"Content-Type": {"application/json"}})
 }
 
@@ -124,10 +125,10 @@ func TestPutUsesReloadedConfig(t *testing.T) {
 	srv := httptest.NewServer(a.apiHandler())
 	t.Cleanup(srv.Close)
 	resp, body := putSpec(t, srv, "app", `{`+baseSpec+`}`)
-	checkJSONError(t, resp, body, http.StatusForbidden, "policy")
+	testkit.JSONError(t, resp, body, http.StatusForbidden, "policy")
 	resp, body = putSpec(t, srv, "app", `{"image":"trusted/app","version":"1.0.0","resources":{"pids":200}}`)
-	checkJSONError(t, resp, body, http.StatusBadRequest, "invalid_spec")
+	testkit.JSONError(t, resp, body, http.StatusBadRequest, "invalid_spec")
 	// The reloaded defaults (pids 50) apply; the startup ones (512) would exceed max_pids.
 	resp, body = putSpec(t, srv, "app", `{"image":"trusted/app","version":"1.0.0"}`)
-	checkJSONError(t, resp, body, http.StatusServiceUnavailable, "not_ready")
+	testkit.JSONError(t, resp, body, http.StatusServiceUnavailable, "not_ready")
 }

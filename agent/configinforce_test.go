@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"berth/configs"
+	"berth/internal/testkit"
 	"berth/supervisor"
 )
 
@@ -105,7 +106,7 @@ func (rig *configRig) setEnv(k, v string) {
 // reload asks the API to reload, as berth reload and SIGHUP do.
 func (rig *configRig) reload(tb testing.TB) (*http.Response, []byte) {
 	tb.Helper()
-	return doRequest(tb, http.MethodPost, rig.srv.URL+"/v1/reload", nil, nil)
+	return testkit.Do(tb, http.MethodPost, rig.srv.URL+"/v1/reload", nil, nil)
 }
 
 // storedSpec is the spec the reconciler stored for name.
@@ -146,7 +147,7 @@ func TestReloadedConfigGovernsAPIAndReconciler(t *testing.T) {
 
 	// The API checks the image against the reloaded policy...
 	resp, body = putSpec(t, rig.srv, "app", `{"image":"example/app","version":"1.0.0"}`)
-	checkJSONError(t, resp, body, http.StatusForbidden, "policy")
+	testkit.JSONError(t, resp, body, http.StatusForbidden, "policy")
 	// ...and fills unset keys from the reloaded defaults: the startup ones
 	// (512 pids) exceed max_pids 100 and would be refused.
 	resp, body = putSpec(t, rig.srv, "app", `{"image":"trusted/app","version":"1.0.0"}`)
@@ -176,9 +177,9 @@ func TestReloadedConfigGovernsAPIAndReconciler(t *testing.T) {
 		t.Errorf("the challenge declared by the reload is not running")
 	}
 	resp, body = putSpec(t, rig.srv, "declared", `{"image":"trusted/other","version":"1.0.0"}`)
-	checkJSONError(t, resp, body, http.StatusConflict, "config_managed")
-	resp, body = doRequest(t, http.MethodDelete, rig.srv.URL+"/v1/challenges/declared", nil, nil)
-	checkJSONError(t, resp, body, http.StatusConflict, "config_managed")
+	testkit.JSONError(t, resp, body, http.StatusConflict, "config_managed")
+	resp, body = testkit.Do(t, http.MethodDelete, rig.srv.URL+"/v1/challenges/declared", nil, nil)
+	testkit.JSONError(t, resp, body, http.StatusConflict, "config_managed")
 }
 
 // TestReloadReadsOptionsGetenv: a reload takes the BERTH_* overrides from
@@ -196,7 +197,7 @@ func TestReloadReadsOptionsGetenv(t *testing.T) {
 	rig.setEnv("BERTH_REACH", "anywhere")
 	rig.write(t, "agent: {id: rig, policy: {max_pids: 200}}\ndefaults: {resources: {pids: 50}}\n")
 	resp, body := rig.reload(t)
-	e := checkJSONError(t, resp, body, http.StatusBadRequest, "invalid_config")
+	e := testkit.JSONError(t, resp, body, http.StatusBadRequest, "invalid_config")
 	if !strings.Contains(e.Error, "(from BERTH_REACH)") {
 		t.Errorf("reload error does not name the variable: %s", e.Error)
 	}

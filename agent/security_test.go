@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"berth/configs"
+	"berth/internal/testkit"
 	"berth/statestore"
 )
 
@@ -129,7 +130,7 @@ func TestHTTPServiceSlowloris(t *testing.T) {
 				continue // the server hung up; the reader reports when
 			}
 			if !served {
-				resp, b := doRequest(t, http.MethodGet, "http://"+addr+"/healthz", nil, nil)
+				resp, b := testkit.Do(t, http.MethodGet, "http://"+addr+"/healthz", nil, nil)
 				served = resp.StatusCode == http.StatusOK && bytes.Contains(b, []byte("ok"))
 			}
 		case <-deadline:

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"berth/agent/challenge"
+	"berth/internal/testkit"
 )
 
 type apiFixture struct {
@@ -80,7 +81,7 @@ func (f *apiFixture) get(tb testing.TB, path string, auth bool) (*http.Response,
 	if auth && f.token != "" {
 		hdr = http.Header{"Authorization": {"Bearer " + f.token}}
 	}
-	return doRequest(tb, http.MethodGet, f.srv.URL+path, nil, hdr)
+	return testkit.Do(tb, http.MethodGet, f.srv.URL+path, nil, hdr)
 }
 
 func (f *apiFixture) appendEvent(tb testing.TB, e challenge.Event) challenge.Event {
@@ -160,8 +161,8 @@ func TestAPIAuth(t *testing.T) {
 				if b.header != "" {
 					hdr = http.Header{"Authorization": {b.header}}
 				}
-				resp, body := doRequest(t, http.MethodGet, f.srv.URL+path, nil, hdr)
-				checkJSONError(t, resp, body, http.StatusUnauthorized, "unauthorized")
+				resp, body := testkit.Do(t, http.MethodGet, f.srv.URL+path, nil, hdr)
+				testkit.JSONError(t, resp, body, http.StatusUnauthorized, "unauthorized")
 			})
 		}
 	}
@@ -189,7 +190,7 @@ func TestAPINoTokenConfigured(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("auth off: status %d: %s", resp.StatusCode, body)
 	}
-	resp, body = doRequest(t, http.MethodGet, f.srv.URL+"/v1/challenges", nil, http.Header{"Authorization": {"Bearer whatever"}})
+	resp, body = testkit.Do(t, http.MethodGet, f.srv.URL+"/v1/challenges", nil, http.Header{"Authorization": {"Bearer whatever"}})
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("auth off with a token sent: status %d: %s", resp.StatusCode, body)
 	}
@@ -333,7 +334,7 @@ func TestAPIGetChallenge(t *testing.T) {
 	}
 
 	resp, body = f.get(t, "/v1/challenges/nope", true)
-	checkJSONError(t, resp, body, http.StatusNotFound, "unknown_challenge")
+	testkit.JSONError(t, resp, body, http.StatusNotFound, "unknown_challenge")
 }
 
 func TestAPIUnknownEndpoint(t *testing.T) {
@@ -341,15 +342,15 @@ func TestAPIUnknownEndpoint(t *testing.T) {
 	for _, path := range []string{"/v1/x", "/v1/challenges/a/b/c", "/v1/"} {
 		t.Run(path, func(t *testing.T) {
 			resp, body := f.get(t, path, true)
-			checkJSONError(t, resp, body, http.StatusNotFound, "not_found")
+			testkit.JSONError(t, resp, body, http.StatusNotFound, "not_found")
 		})
 	}
 	t.Run("wrong method", func(t *testing.T) {
-		resp, body := doRequest(t, http.MethodPatch, f.srv.URL+"/v1/challenges",
+		resp, body := testkit.Do(t, http.MethodPatch, f.srv.URL+"/v1/challenges",
 			strings.NewReader("{}"), http.Header{"Authorization": {"Bearer s3cret"}, "Content-Type": {"application/json"}})
 		if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
 			t.Fatalf("PATCH /v1/challenges: %d", resp.StatusCode)
 		}
-		checkJSONError(t, resp, body, resp.StatusCode, "")
+		testkit.JSONError(t, resp, body, resp.StatusCode, "")
 	})
 }

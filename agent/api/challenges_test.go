@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"berth/agent/challenge"
+	"berth/internal/testkit"
 )
 
 func TestAPIRestartChallenge(t *testing.T) {
@@ -33,7 +34,7 @@ func TestAPIRestartChallenge(t *testing.T) {
 				kind, _ := challenge.StandIn(ctx, h, tt.reply, challenge.SwapResult{}, nil)
 				got <- kind
 			}()
-			resp, body := doRequest(t, http.MethodPost, f.srv.URL+"/v1/challenges/svc/restart", nil,
+			resp, body := testkit.Do(t, http.MethodPost, f.srv.URL+"/v1/challenges/svc/restart", nil,
 				http.Header{"Authorization": {"Bearer s3cret"}})
 			select {
 			case kind := <-got:
@@ -44,7 +45,7 @@ func TestAPIRestartChallenge(t *testing.T) {
 				t.Fatal("restart never reached the challenge's inbox")
 			}
 			if tt.code != "" {
-				checkJSONError(t, resp, body, tt.status, tt.code)
+				testkit.JSONError(t, resp, body, tt.status, tt.code)
 				return
 			}
 			if resp.StatusCode != tt.status {
@@ -55,16 +56,16 @@ func TestAPIRestartChallenge(t *testing.T) {
 
 	t.Run("unknown challenge", func(t *testing.T) {
 		f := newAPIFixture(t, "s3cret")
-		resp, body := doRequest(t, http.MethodPost, f.srv.URL+"/v1/challenges/nope/restart", nil,
+		resp, body := testkit.Do(t, http.MethodPost, f.srv.URL+"/v1/challenges/nope/restart", nil,
 			http.Header{"Authorization": {"Bearer s3cret"}})
-		checkJSONError(t, resp, body, http.StatusNotFound, "unknown_challenge")
+		testkit.JSONError(t, resp, body, http.StatusNotFound, "unknown_challenge")
 	})
 
 	t.Run("needs token", func(t *testing.T) {
 		f := newAPIFixture(t, "s3cret")
 		h := putChallenge(f.dir, "svc", "", challenge.HealthUnknown)
-		resp, body := doRequest(t, http.MethodPost, f.srv.URL+"/v1/challenges/svc/restart", nil, nil)
-		checkJSONError(t, resp, body, http.StatusUnauthorized, "unauthorized")
+		resp, body := testkit.Do(t, http.MethodPost, f.srv.URL+"/v1/challenges/svc/restart", nil, nil)
+		testkit.JSONError(t, resp, body, http.StatusUnauthorized, "unauthorized")
 		if n := h.Pending(); n != 0 {
 			t.Fatalf("unauthorized request queued %d messages", n)
 		}
@@ -104,12 +105,12 @@ func TestAPISwapChallenge(t *testing.T) {
 			f := newAPIFixture(t, "s3cret")
 			h := putChallenge(f.dir, "svc", "", challenge.HealthHealthy)
 			got := standIn(t, h, nil, challenge.SwapResult{ID: "sw-7", From: "1.0.0", To: "1.1.0"}, tt.reply)
-			resp, body := doRequest(t, http.MethodPost, f.srv.URL+"/v1/challenges/svc/swap", strings.NewReader(`{"version":"1.1.0"}`), auth)
+			resp, body := testkit.Do(t, http.MethodPost, f.srv.URL+"/v1/challenges/svc/swap", strings.NewReader(`{"version":"1.1.0"}`), auth)
 			if asked := <-got; asked != [2]string{challenge.RequestSwap, "1.1.0"} {
 				t.Fatalf("owner was asked %v, want a swap to 1.1.0", asked)
 			}
 			if tt.code != "" {
-				checkJSONError(t, resp, body, tt.status, tt.code)
+				testkit.JSONError(t, resp, body, tt.status, tt.code)
 				return
 			}
 			var rep map[string]string
@@ -126,8 +127,8 @@ func TestAPISwapChallenge(t *testing.T) {
 		f := newAPIFixture(t, "s3cret")
 		h := putChallenge(f.dir, "svc", "", challenge.HealthHealthy)
 		for _, body := range []string{`{}`, `{"version":"../x"}`, `{"version":"1.1.0","force":true}`} {
-			resp, b := doRequest(t, http.MethodPost, f.srv.URL+"/v1/challenges/svc/swap", strings.NewReader(body), auth)
-			checkJSONError(t, resp, b, http.StatusBadRequest, "bad_request")
+			resp, b := testkit.Do(t, http.MethodPost, f.srv.URL+"/v1/challenges/svc/swap", strings.NewReader(body), auth)
+			testkit.JSONError(t, resp, b, http.StatusBadRequest, "bad_request")
 		}
 		if n := h.Pending(); n != 0 {
 			t.Fatalf("refused bodies queued %d messages", n)
@@ -140,7 +141,7 @@ func TestAPIRollbackChallenge(t *testing.T) {
 	f := newAPIFixture(t, "s3cret")
 	h := putChallenge(f.dir, "svc", "", challenge.HealthHealthy)
 	got := standIn(t, h, nil, challenge.SwapResult{ID: "sw-8", From: "1.1.0", To: "1.0.0"}, nil)
-	resp, body := doRequest(t, http.MethodPost, f.srv.URL+"/v1/challenges/svc/rollback", nil, auth)
+	resp, body := testkit.Do(t, http.MethodPost, f.srv.URL+"/v1/challenges/svc/rollback", nil, auth)
 	if asked := <-got; asked[0] != challenge.RequestRollback {
 		t.Fatalf("owner was asked %v, want a rollback", asked)
 	}
@@ -149,11 +150,11 @@ func TestAPIRollbackChallenge(t *testing.T) {
 	}
 
 	got = standIn(t, h, nil, challenge.SwapResult{}, challenge.ErrNoPrevious)
-	resp, body = doRequest(t, http.MethodPost, f.srv.URL+"/v1/challenges/svc/rollback", nil, auth)
+	resp, body = testkit.Do(t, http.MethodPost, f.srv.URL+"/v1/challenges/svc/rollback", nil, auth)
 	<-got
-	if e := checkJSONError(t, resp, body, http.StatusConflict, "conflict"); !strings.HasPrefix(e.Error, "svc: ") {
+	if e := testkit.JSONError(t, resp, body, http.StatusConflict, "conflict"); !strings.HasPrefix(e.Error, "svc: ") {
 		t.Errorf("conflict message %q does not name the challenge", e.Error)
 	}
-	resp, body = doRequest(t, http.MethodPost, f.srv.URL+"/v1/challenges/nope/rollback", nil, auth)
-	checkJSONError(t, resp, body, http.StatusNotFound, "unknown_challenge")
+	resp, body = testkit.Do(t, http.MethodPost, f.srv.URL+"/v1/challenges/nope/rollback", nil, auth)
+	testkit.JSONError(t, resp, body, http.StatusNotFound, "unknown_challenge")
 }

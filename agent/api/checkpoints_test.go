@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"berth/internal/testkit"
 )
 
 type fakeCheckpoints struct {
@@ -65,17 +67,17 @@ func TestAPICheckpoints(t *testing.T) {
 	}
 
 	cp.set(func(c *fakeCheckpoints) { c.created = info })
-	resp, body = doRequest(t, http.MethodPost, f.srv.URL+"/v1/checkpoints", nil, auth)
+	resp, body = testkit.Do(t, http.MethodPost, f.srv.URL+"/v1/checkpoints", nil, auth)
 	var got map[string]any
 	if resp.StatusCode != http.StatusCreated || json.Unmarshal(body, &got) != nil || got["sequence"] != float64(2) {
 		t.Fatalf("create: %d %s, want 201 with the checkpoint", resp.StatusCode, body)
 	}
 	cp.set(func(c *fakeCheckpoints) { c.createErr = errors.New("disk full") })
-	resp, body = doRequest(t, http.MethodPost, f.srv.URL+"/v1/checkpoints", nil, auth)
-	checkJSONError(t, resp, body, http.StatusInternalServerError, "checkpoint_failed")
+	resp, body = testkit.Do(t, http.MethodPost, f.srv.URL+"/v1/checkpoints", nil, auth)
+	testkit.JSONError(t, resp, body, http.StatusInternalServerError, "checkpoint_failed")
 
 	// Without Checkpoints the routes do not exist.
 	bare := newAPIFixture(t, "")
 	resp, body = bare.get(t, "/v1/checkpoints", false)
-	checkJSONError(t, resp, body, http.StatusNotFound, "not_found")
+	testkit.JSONError(t, resp, body, http.StatusNotFound, "not_found")
 }

@@ -12,6 +12,7 @@ import (
 
 	"berth/agent/challenge"
 	"berth/configs"
+	"berth/internal/testkit"
 )
 
 // fakeDesired records the changes it is asked for and answers with err;
@@ -93,7 +94,7 @@ func TestAPIPutChallenge(t *testing.T) {
 		t.Fatalf("second PUT: %d %s, want 200", resp.StatusCode, body)
 	}
 	resp, body = putSpec(t, f.srv, "app", `{"name":"other",`+baseSpec+`}`)
-	checkJSONError(t, resp, body, http.StatusBadRequest, "invalid_spec")
+	testkit.JSONError(t, resp, body, http.StatusBadRequest, "invalid_spec")
 
 	tests := []struct {
 		name   string
@@ -111,7 +112,7 @@ func TestAPIPutChallenge(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d.set(tt.err)
 			resp, body := putSpec(t, f.srv, "app", `{`+baseSpec+`}`)
-			e := checkJSONError(t, resp, body, tt.status, tt.code)
+			e := testkit.JSONError(t, resp, body, tt.status, tt.code)
 			if !strings.Contains(e.Error, tt.msg) {
 				t.Errorf("message %q, want it to hold %q", e.Error, tt.msg)
 			}
@@ -121,7 +122,7 @@ func TestAPIPutChallenge(t *testing.T) {
 
 func TestAPIDeleteChallenge(t *testing.T) {
 	f, d := desiredFixture(t)
-	resp, body := doRequest(t, http.MethodDelete, f.srv.URL+"/v1/challenges/app", nil, nil)
+	resp, body := testkit.Do(t, http.MethodDelete, f.srv.URL+"/v1/challenges/app", nil, nil)
 	if resp.StatusCode != http.StatusNoContent || len(body) != 0 {
 		t.Fatalf("DELETE: %d %s, want 204 and no body", resp.StatusCode, body)
 	}
@@ -140,15 +141,15 @@ func TestAPIDeleteChallenge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		d.set(tt.err)
-		resp, body := doRequest(t, http.MethodDelete, f.srv.URL+"/v1/challenges/app", nil, nil)
-		checkJSONError(t, resp, body, tt.status, tt.code)
+		resp, body := testkit.Do(t, http.MethodDelete, f.srv.URL+"/v1/challenges/app", nil, nil)
+		testkit.JSONError(t, resp, body, tt.status, tt.code)
 	}
 }
 
 func TestAPIReload(t *testing.T) {
 	f, d := desiredFixture(t)
 	d.reload = ReloadResult{Added: []string{"b"}, Removed: []string{"a"}}
-	resp, body := doRequest(t, http.MethodPost, f.srv.URL+"/v1/reload", nil, nil)
+	resp, body := testkit.Do(t, http.MethodPost, f.srv.URL+"/v1/reload", nil, nil)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("reload: %d %s", resp.StatusCode, body)
 	}
@@ -161,13 +162,13 @@ func TestAPIReload(t *testing.T) {
 	}
 
 	d.set(fmt.Errorf("load: %w", configs.Errors{{File: "berth.yaml", Line: 3, Key: "agent.id", Msg: "is required"}}))
-	resp, body = doRequest(t, http.MethodPost, f.srv.URL+"/v1/reload", nil, nil)
-	if e := checkJSONError(t, resp, body, http.StatusBadRequest, "invalid_config"); !strings.Contains(e.Error, "agent.id") {
+	resp, body = testkit.Do(t, http.MethodPost, f.srv.URL+"/v1/reload", nil, nil)
+	if e := testkit.JSONError(t, resp, body, http.StatusBadRequest, "invalid_config"); !strings.Contains(e.Error, "agent.id") {
 		t.Errorf("invalid config answer does not name the key: %s", e.Error)
 	}
 	d.set(fmt.Errorf("%w: still starting", ErrNotReady))
-	resp, body = doRequest(t, http.MethodPost, f.srv.URL+"/v1/reload", nil, nil)
-	checkJSONError(t, resp, body, http.StatusServiceUnavailable, "not_ready")
+	resp, body = testkit.Do(t, http.MethodPost, f.srv.URL+"/v1/reload", nil, nil)
+	testkit.JSONError(t, resp, body, http.StatusServiceUnavailable, "not_ready")
 }
 
 // Without a Desired the API changes nothing: those routes do not exist.
@@ -176,7 +177,7 @@ func TestAPIWithoutDesired(t *testing.T) {
 	for _, m := range []struct{ method, path string }{
 		{http.MethodPut, "/v1/challenges/app"}, {http.MethodDelete, "/v1/challenges/app"}, {http.MethodPost, "/v1/reload"},
 	} {
-		resp, body := doRequest(t, m.method, f.srv.URL+m.path, nil, nil)
+		resp, body := testkit.Do(t, m.method, f.srv.URL+m.path, nil, nil)
 		if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
 			t.Errorf("%s %s: %d %s", m.method, m.path, resp.StatusCode, body)
 		}

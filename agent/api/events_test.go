@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"berth/agent/challenge"
+	"berth/internal/testkit"
 )
 
 // readEvents decodes an NDJSON body.
@@ -95,7 +96,7 @@ func TestAPIEvents(t *testing.T) {
 	for _, q := range []string{"?since=abc", "?since=-1", "?since=1.5", "?follow=maybe"} {
 		t.Run("bad "+q, func(t *testing.T) {
 			resp, body := f.get(t, "/v1/events"+q, true)
-			checkJSONError(t, resp, body, http.StatusBadRequest, "bad_request")
+			testkit.JSONError(t, resp, body, http.StatusBadRequest, "bad_request")
 		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"berth/agent/challenge"
+	"berth/internal/testkit"
 )
 
 // guardAPI serves an admin API with a metrics handler and an engine, as Run wires it.
@@ -59,7 +60,7 @@ func TestAPIRefusesForeignHost(t *testing.T) {
 	for _, host := range []string{"evil.example:" + port, "evil.example", "127.0.0.1", "localhost:1", "127.0.0.1.nip.io:" + port} {
 		for _, path := range []string{"/v1/challenges", "/readyz", "/metrics"} {
 			resp, body := rawRequest(t, srv, http.MethodGet, path, host, nil, "")
-			checkJSONError(t, resp, body, http.StatusForbidden, "forbidden_host")
+			testkit.JSONError(t, resp, body, http.StatusForbidden, "forbidden_host")
 		}
 	}
 	for _, host := range []string{"127.0.0.1:" + port, "localhost:" + port, "LOCALHOST:" + port, "[::1]:" + port} {
@@ -76,9 +77,9 @@ func TestAPIRefusesCrossSiteOrigin(t *testing.T) {
 	_, port, _ := net.SplitHostPort(host)
 	for _, origin := range []string{"http://evil.example", "null", "http://127.0.0.1:1", "https://evil.example:" + port, "file://"} {
 		resp, body := rawRequest(t, srv, http.MethodPost, "/v1/reload", host, http.Header{"Origin": {origin}}, "")
-		checkJSONError(t, resp, body, http.StatusForbidden, "forbidden_origin")
+		testkit.JSONError(t, resp, body, http.StatusForbidden, "forbidden_origin")
 		resp, body = rawRequest(t, srv, http.MethodGet, "/v1/challenges", host, http.Header{"Origin": {origin}}, "")
-		checkJSONError(t, resp, body, http.StatusForbidden, "forbidden_origin")
+		testkit.JSONError(t, resp, body, http.StatusForbidden, "forbidden_origin")
 	}
 	for _, origin := range []string{"http://" + host, "http://localhost:" + port} {
 		resp, body := rawRequest(t, srv, http.MethodGet, "/v1/challenges", host, http.Header{"Origin": {origin}}, "")
@@ -99,7 +100,7 @@ func TestAPIBodiesMustBeJSON(t *testing.T) {
 			hdr = http.Header{"Content-Type": {ct}}
 		}
 		resp, body := rawRequest(t, srv, http.MethodPost, "/v1/challenges/a/swap", host, hdr, `{"version":"1.2.3"}`)
-		checkJSONError(t, resp, body, http.StatusUnsupportedMediaType, "unsupported_media_type")
+		testkit.JSONError(t, resp, body, http.StatusUnsupportedMediaType, "unsupported_media_type")
 	}
 	// application/json with parameters gets past the check (to the busy
 	// challenge that nobody serves in this fixture: anything but 415).
@@ -113,15 +114,15 @@ func TestAPIBodiesMustBeJSON(t *testing.T) {
 
 func TestAPIMetricsNeedTheToken(t *testing.T) {
 	srv, _ := guardAPI(t, "s3cret", nil)
-	resp, body := doRequest(t, http.MethodGet, srv.URL+"/metrics", nil, nil)
-	checkJSONError(t, resp, body, http.StatusUnauthorized, "unauthorized")
-	resp, body = doRequest(t, http.MethodGet, srv.URL+"/metrics", nil, http.Header{"Authorization": {"Bearer s3cret"}})
+	resp, body := testkit.Do(t, http.MethodGet, srv.URL+"/metrics", nil, nil)
+	testkit.JSONError(t, resp, body, http.StatusUnauthorized, "unauthorized")
+	resp, body = testkit.Do(t, http.MethodGet, srv.URL+"/metrics", nil, http.Header{"Authorization": {"Bearer s3cret"}})
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "berth_up") {
 		t.Fatalf("/metrics with the token: %d %s", resp.StatusCode, body)
 	}
 	// Without a configured token (loopback only) metrics stay open.
 	open, _ := guardAPI(t, "", nil)
-	if resp, body := doRequest(t, http.MethodGet, open.URL+"/metrics", nil, nil); resp.StatusCode != http.StatusOK {
+	if resp, body := testkit.Do(t, http.MethodGet, open.URL+"/metrics", nil, nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("/metrics without a configured token: %d %s", resp.StatusCode, body)
 	}
 }
@@ -138,6 +139,6 @@ func TestAPIHostWithTokenAllowsMappedPorts(t *testing.T) {
 	}
 	for _, host := range []string{"evil.example:7070", "berth.internal"} {
 		resp, body := rawRequest(t, srv, http.MethodGet, "/v1/challenges", host, auth, "")
-		checkJSONError(t, resp, body, http.StatusForbidden, "forbidden_host")
+		testkit.JSONError(t, resp, body, http.StatusForbidden, "forbidden_host")
 	}
 }

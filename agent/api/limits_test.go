@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"berth/agent/challenge"
+	"berth/internal/testkit"
 )
 
 // followLimits shortens the follow stream limits of a fixture.
@@ -28,7 +29,7 @@ func TestAPIFollowStreamsAreCapped(t *testing.T) {
 	defer close2()
 
 	resp, body := f.get(t, "/v1/events?follow=true", true)
-	checkJSONError(t, resp, body, http.StatusTooManyRequests, "too_many_streams")
+	testkit.JSONError(t, resp, body, http.StatusTooManyRequests, "too_many_streams")
 	if resp.Header.Get("Retry-After") == "" {
 		t.Error("429 without Retry-After")
 	}
@@ -113,11 +114,11 @@ func TestAPILogFollowsShareTheStreamCap(t *testing.T) {
 	}
 	defer resp.Body.Close()
 
-	r2, body := doRequest(t, http.MethodGet, srv.URL+"/v1/events?follow=true", nil, nil)
-	checkJSONError(t, r2, body, http.StatusTooManyRequests, "too_many_streams")
-	r3, body := doRequest(t, http.MethodGet, srv.URL+"/v1/challenges/web/logs?follow=true", nil, nil)
-	checkJSONError(t, r3, body, http.StatusTooManyRequests, "too_many_streams")
-	if r4, body := doRequest(t, http.MethodGet, srv.URL+"/v1/challenges/web/logs", nil, nil); r4.StatusCode != http.StatusOK || string(body) != "hello\n" {
+	r2, body := testkit.Do(t, http.MethodGet, srv.URL+"/v1/events?follow=true", nil, nil)
+	testkit.JSONError(t, r2, body, http.StatusTooManyRequests, "too_many_streams")
+	r3, body := testkit.Do(t, http.MethodGet, srv.URL+"/v1/challenges/web/logs?follow=true", nil, nil)
+	testkit.JSONError(t, r3, body, http.StatusTooManyRequests, "too_many_streams")
+	if r4, body := testkit.Do(t, http.MethodGet, srv.URL+"/v1/challenges/web/logs", nil, nil); r4.StatusCode != http.StatusOK || string(body) != "hello\n" {
 		t.Fatalf("logs without follow while streams are full = %d %q", r4.StatusCode, body)
 	}
 }

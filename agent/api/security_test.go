@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"berth/agent/challenge"
+	"berth/internal/testkit"
 )
 
 // internalsRE matches what an error answer must never show: stack traces,
@@ -74,8 +75,8 @@ func TestAPIHostileRequests(t *testing.T) {
 				}
 				header.Set("Content-Type", "application/json")
 			}
-			resp, b := doRequest(t, tt.method, f.srv.URL+tt.path, body, header)
-			checkJSONError(t, resp, b, tt.status, "")
+			resp, b := testkit.Do(t, tt.method, f.srv.URL+tt.path, body, header)
+			testkit.JSONError(t, resp, b, tt.status, "")
 			checkNoInternals(t, tt.name, b)
 		})
 	}
@@ -118,20 +119,20 @@ func bodyAPI(tb testing.TB, log zerolog.Logger) *httptest.Server {
 func TestAPIBodyLimit(t *testing.T) {
 	srv := bodyAPI(t, zerolog.Nop())
 	huge := `{"version":"` + strings.Repeat("1", 2<<20) + `"}`
-	resp, b := doRequest(t, http.MethodPost, srv.URL, strings.NewReader(huge), nil)
-	checkJSONError(t, resp, b, http.StatusRequestEntityTooLarge, "too_large")
+	resp, b := testkit.Do(t, http.MethodPost, srv.URL, strings.NewReader(huge), nil)
+	testkit.JSONError(t, resp, b, http.StatusRequestEntityTooLarge, "too_large")
 
 	// No Content-Length: the body is cut while streaming.
-	resp, b = doRequest(t, http.MethodPost, srv.URL, io.MultiReader(strings.NewReader(huge)), nil)
-	checkJSONError(t, resp, b, http.StatusRequestEntityTooLarge, "too_large")
+	resp, b = testkit.Do(t, http.MethodPost, srv.URL, io.MultiReader(strings.NewReader(huge)), nil)
+	testkit.JSONError(t, resp, b, http.StatusRequestEntityTooLarge, "too_large")
 
-	resp, b = doRequest(t, http.MethodPost, srv.URL, strings.NewReader(`{"version":"1.2.0"}`), nil)
+	resp, b = testkit.Do(t, http.MethodPost, srv.URL, strings.NewReader(`{"version":"1.2.0"}`), nil)
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("valid body: %d %s", resp.StatusCode, b)
 	}
 	for _, bad := range []string{`{"version":"1.2.0","force":true}`, `{"version":">>1"}`, `{"version":"1"} {}`, `nope`} {
-		resp, b = doRequest(t, http.MethodPost, srv.URL, strings.NewReader(bad), nil)
-		checkJSONError(t, resp, b, http.StatusBadRequest, "bad_request")
+		resp, b = testkit.Do(t, http.MethodPost, srv.URL, strings.NewReader(bad), nil)
+		testkit.JSONError(t, resp, b, http.StatusBadRequest, "bad_request")
 		checkNoInternals(t, bad, b)
 	}
 }
@@ -146,8 +147,8 @@ func TestAPIInternalErrorsStayInternal(t *testing.T) {
 		return fmt.Errorf("read store: %w", errors.New(detail))
 	}))
 	defer srv.Close()
-	resp, b := doRequest(t, http.MethodGet, srv.URL+"/v1/x", nil, nil)
-	e := checkJSONError(t, resp, b, http.StatusInternalServerError, "internal")
+	resp, b := testkit.Do(t, http.MethodGet, srv.URL+"/v1/x", nil, nil)
+	e := testkit.JSONError(t, resp, b, http.StatusInternalServerError, "internal")
 	if strings.Contains(string(b), "vlog") {
 		t.Errorf("500 answer carries the cause: %s", e.Error)
 	}
@@ -180,7 +181,7 @@ func TestAPIPanicShowsNoStack(t *testing.T) {
 		}
 		checkNoInternals(t, "panic", b)
 	}
-	resp, b := doRequest(t, http.MethodGet, srv.URL+"/ok", nil, nil)
+	resp, b := testkit.Do(t, http.MethodGet, srv.URL+"/ok", nil, nil)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("server stopped serving after a panic: %d %s", resp.StatusCode, b)
 	}

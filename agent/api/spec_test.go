@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"berth/configs"
+	"berth/internal/testkit"
 )
 
 // notReady is a Desired whose reconciler has not started: a PUT that
@@ -32,7 +33,7 @@ func specAPI(tb testing.TB, cfg *configs.Config) *httptest.Server {
 
 func putSpec(tb testing.TB, srv *httptest.Server, name, body string) (*http.Response, []byte) {
 	tb.Helper()
-	return doRequest(tb, http.MethodPut, srv.URL+"/v1/challenges/"+name, strings.NewReader(body),
+	return testkit.Do(tb, http.MethodPut, srv.URL+"/v1/challenges/"+name, strings.NewReader(body),
 		http.Header{"Content-Type": {"application/json"}})
 }
 
@@ -44,7 +45,7 @@ func TestAPISpecCannotNameHostFiles(t *testing.T) {
 	srv := specAPI(t, configs.Default())
 	for _, path := range []string{"/proc/self/environ", "relative/secret", "../../etc/shadow"} {
 		resp, body := putSpec(t, srv, "app", `{`+baseSpec+`,"secret_env_files":{"K":"`+path+`"}}`)
-		e := checkJSONError(t, resp, body, http.StatusBadRequest, "invalid_spec")
+		e := testkit.JSONError(t, resp, body, http.StatusBadRequest, "invalid_spec")
 		if !strings.Contains(e.Error, "secret_env_files") {
 			t.Errorf("%s: error does not name the field: %s", path, e.Error)
 		}
@@ -68,7 +69,7 @@ func TestAPISpecCannotWeakenHardening(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, body := putSpec(t, srv, "app", `{`+baseSpec+`,`+tt.extra+`}`)
-			e := checkJSONError(t, resp, body, http.StatusBadRequest, "invalid_spec")
+			e := testkit.JSONError(t, resp, body, http.StatusBadRequest, "invalid_spec")
 			if !strings.Contains(e.Error, tt.field) {
 				t.Errorf("error does not name %s: %s", tt.field, e.Error)
 			}
@@ -77,6 +78,6 @@ func TestAPISpecCannotWeakenHardening(t *testing.T) {
 	// Tightening is fine: the spec gets past every check to the reconciler.
 	for _, extra := range []string{`"security":{"tmpfs":[]}`, `"security":{"cap_drop":["ALL","NET_RAW"]}`, `"resources":{"cpus":0.5,"pids":64}`} {
 		resp, body := putSpec(t, srv, "app", `{`+baseSpec+`,`+extra+`}`)
-		checkJSONError(t, resp, body, http.StatusServiceUnavailable, "not_ready")
+		testkit.JSONError(t, resp, body, http.StatusServiceUnavailable, "not_ready")
 	}
 }

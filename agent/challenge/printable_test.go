@@ -8,42 +8,21 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"berth/internal/testkit"
 )
-
-// hostileOutput is what a challenge might print: a window-title OSC, a
-// screen clear, colours, an 8-bit CSI, a carriage return that overwrites
-// the line, a bell and a bidi override.
-const hostileOutput = "\x1b]0;owned\x07\x1b[2Jfirst line \x1b[31mred\x1b[0m\r\nsecond\tline\x07 \u009b31m\u202eevil\r\n"
-
-// unprintable names the first byte or rune of s a terminal would act on;
-// newlines and tabs are allowed when multiline.
-func unprintable(s string, multiline bool) (rune, bool) {
-	if !utf8.ValidString(s) {
-		return utf8.RuneError, true
-	}
-	for _, r := range s {
-		switch {
-		case multiline && (r == '\n' || r == '\t'):
-		case unicode.IsControl(r), r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
-			return r, true
-		}
-	}
-	return 0, false
-}
 
 func TestProbeErrorIsPrintable(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = io.WriteString(w, hostileOutput)
+		_, _ = io.WriteString(w, testkit.HostileOutput)
 	}))
 	defer srv.Close()
 	res := NewProber().Probe(context.Background(), srv.URL, 2*time.Second)
 	if res.Pass {
 		t.Fatal("503 passed")
 	}
-	if r, bad := unprintable(res.Err, false); bad {
+	if r, bad := testkit.Unprintable(res.Err, false); bad {
 		t.Errorf("probe error %q carries %U", res.Err, r)
 	}
 	if !strings.Contains(res.Err, "first line red") || !strings.Contains(res.Err, "second line") {
@@ -53,10 +32,10 @@ func TestProbeErrorIsPrintable(t *testing.T) {
 
 func TestExitOutputIsPrintable(t *testing.T) {
 	f := newFixture(t)
-	f.rt.SetLogs(hostileOutput)
+	f.rt.SetLogs(testkit.HostileOutput)
 	c := New(f.deps, NewHandle("out"), testSpec(), false)
 	got := c.lastOutput(context.Background(), "abc")
-	if r, bad := unprintable(got, true); bad {
+	if r, bad := testkit.Unprintable(got, true); bad {
 		t.Errorf("last output %q carries %U", got, r)
 	}
 	if !strings.Contains(got, "first line red\nsecond\tline") {
@@ -98,12 +77,12 @@ func TestPrintable(t *testing.T) {
 }
 
 func FuzzPrintable(f *testing.F) {
-	f.Add(hostileOutput)
+	f.Add(testkit.HostileOutput)
 	f.Add("\x1b[")
 	f.Add("\x1b]")
 	f.Fuzz(func(t *testing.T, s string) {
 		for _, multi := range []bool{false, true} {
-			if r, bad := unprintable(Printable(s, multi), multi); bad {
+			if r, bad := testkit.Unprintable(Printable(s, multi), multi); bad {
 				t.Fatalf("Printable(%q, %v) keeps %U", s, multi, r)
 			}
 		}

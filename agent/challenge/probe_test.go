@@ -4,20 +4,13 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-// newTestServer starts an httptest server closed at the end of the test.
-func newTestServer(tb testing.TB, h http.Handler) *httptest.Server {
-	tb.Helper()
-	srv := httptest.NewServer(h)
-	tb.Cleanup(srv.Close)
-	return srv
-}
+	"berth/internal/testkit"
+)
 
 func TestProbeStatusAndBody(t *testing.T) {
 	tests := []struct {
@@ -48,7 +41,7 @@ func TestProbeStatusAndBody(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			srv := testkit.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if r.Method != http.MethodGet || r.URL.Path != "/health" {
 					t.Errorf("probe sent %s %s, want GET /health", r.Method, r.URL.Path)
 				}
@@ -90,7 +83,7 @@ func TestProbeDoesNotFollowRedirects(t *testing.T) {
 		followed.Store(true)
 		http.Error(w, "should not be reached", http.StatusInternalServerError)
 	})
-	srv := newTestServer(t, mux)
+	srv := testkit.Server(t, mux)
 	res := NewProber().Probe(context.Background(), srv.URL+"/health", 5*time.Second)
 	if !res.Pass {
 		t.Fatalf("302 should pass, got %q", res.Err)
@@ -102,7 +95,7 @@ func TestProbeDoesNotFollowRedirects(t *testing.T) {
 
 func TestProbeTimeout(t *testing.T) {
 	release := make(chan struct{})
-	srv := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := testkit.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 		case <-release:
@@ -129,7 +122,7 @@ func TestProbeTimeout(t *testing.T) {
 }
 
 func TestProbeParentContextCancelled(t *testing.T) {
-	srv := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv := testkit.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	res := NewProber().Probe(ctx, srv.URL+"/health", 5*time.Second)
@@ -141,7 +134,7 @@ func TestProbeParentContextCancelled(t *testing.T) {
 func TestProbeHugeBodyIsCapped(t *testing.T) {
 	const total = 50 << 20
 	written := make(chan int64, 1)
-	srv := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := testkit.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Header().Set("Content-Length", "52428800")
 		chunk := []byte(strings.Repeat("a", 32<<10))
@@ -239,7 +232,7 @@ func TestProbeStartingPassesOnceThePortOpens(t *testing.T) {
 
 func TestProbeStartingStopsAtAnAnswer(t *testing.T) {
 	var hits atomic.Int32
-	srv := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	srv := testkit.Server(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		hits.Add(1)
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))

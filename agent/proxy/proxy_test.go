@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"berth/agent/challenge"
+	"berth/internal/testkit"
 )
 
 func TestProxyUnknownChallenge(t *testing.T) {
@@ -27,8 +28,8 @@ func TestProxyUnknownChallenge(t *testing.T) {
 
 	for _, path := range []string{"/nope/x", "/nope", "/", "/known-not/x", "//x"} {
 		t.Run(path, func(t *testing.T) {
-			resp, body := doRequest(t, http.MethodGet, srv.URL+path, nil, nil)
-			checkJSONError(t, resp, body, http.StatusNotFound, "unknown_challenge")
+			resp, body := testkit.Do(t, http.MethodGet, srv.URL+path, nil, nil)
+			testkit.JSONError(t, resp, body, http.StatusNotFound, "unknown_challenge")
 		})
 	}
 }
@@ -36,7 +37,7 @@ func TestProxyUnknownChallenge(t *testing.T) {
 func TestProxyUnavailable(t *testing.T) {
 	var hits sync.Mutex
 	hit := 0
-	up := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := testkit.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Lock()
 		hit++
 		hits.Unlock()
@@ -56,8 +57,8 @@ func TestProxyUnavailable(t *testing.T) {
 			var routes routeTable
 			routes.put("svc", tt.upstream, tt.health)
 			srv := newProxyServer(t, &routes, zerolog.Nop())
-			resp, body := doRequest(t, http.MethodGet, srv.URL+"/svc/x", nil, nil)
-			checkJSONError(t, resp, body, http.StatusServiceUnavailable, "")
+			resp, body := testkit.Do(t, http.MethodGet, srv.URL+"/svc/x", nil, nil)
+			testkit.JSONError(t, resp, body, http.StatusServiceUnavailable, "")
 			if resp.Header.Get("Retry-After") == "" {
 				t.Fatal("503 without Retry-After")
 			}
@@ -110,7 +111,7 @@ func TestProxyForwards(t *testing.T) {
 				"Authorization":   {"Bearer abc"},
 				"X-Forwarded-For": {"6.6.6.6"},
 			}
-			resp, raw := doRequest(t, tt.method, srv.URL+tt.path, body, hdr)
+			resp, raw := testkit.Do(t, tt.method, srv.URL+tt.path, body, hdr)
 			if resp.StatusCode != http.StatusCreated {
 				t.Fatalf("status %d, want the upstream's 201; body %s", resp.StatusCode, raw)
 			}
@@ -154,22 +155,22 @@ func TestProxyForwards(t *testing.T) {
 }
 
 func TestProxyFollowsStatusChanges(t *testing.T) {
-	blue := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "blue") }))
-	green := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "green") }))
+	blue := testkit.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "blue") }))
+	green := testkit.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "green") }))
 	var routes routeTable
 	routes.put("svc", blue.URL, "healthy")
 	srv := newProxyServer(t, &routes, zerolog.Nop())
 
-	if _, body := doRequest(t, http.MethodGet, srv.URL+"/svc/", nil, nil); string(body) != "blue" {
+	if _, body := testkit.Do(t, http.MethodGet, srv.URL+"/svc/", nil, nil); string(body) != "blue" {
 		t.Fatalf("before cut-over: %q", body)
 	}
 	routes.put("svc", green.URL, "healthy")
-	if _, body := doRequest(t, http.MethodGet, srv.URL+"/svc/", nil, nil); string(body) != "green" {
+	if _, body := testkit.Do(t, http.MethodGet, srv.URL+"/svc/", nil, nil); string(body) != "green" {
 		t.Fatalf("after cut-over: %q", body)
 	}
 	routes.remove("svc")
-	resp, body := doRequest(t, http.MethodGet, srv.URL+"/svc/", nil, nil)
-	checkJSONError(t, resp, body, http.StatusNotFound, "")
+	resp, body := testkit.Do(t, http.MethodGet, srv.URL+"/svc/", nil, nil)
+	testkit.JSONError(t, resp, body, http.StatusNotFound, "")
 }
 
 func TestProxyStreamsResponses(t *testing.T) {
@@ -182,7 +183,7 @@ func testProxyStreams(t *testing.T, withMetrics bool) {
 	release := make(chan struct{})
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
-	up := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := testkit.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A known length: the proxy must flush on its own, not because the body is chunked.
 		w.Header().Set("Content-Length", "13")
 		io.WriteString(w, "first\n")
@@ -202,7 +203,7 @@ func testProxyStreams(t *testing.T, withMetrics bool) {
 	if withMetrics {
 		opts.OnRequest = func(string, int) {}
 	}
-	srv := newTestServer(t, New(&routes, opts))
+	srv := testkit.Server(t, New(&routes, opts))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -228,16 +229,16 @@ func TestProxyUpstreamDown(t *testing.T) {
 	var routes routeTable
 	routes.put("svc", deadUpstream(t), "healthy")
 	srv := newProxyServer(t, &routes, zerolog.Nop())
-	resp, body := doRequest(t, http.MethodGet, srv.URL+"/svc/x", nil, nil)
-	checkJSONError(t, resp, body, http.StatusBadGateway, "upstream_error")
+	resp, body := testkit.Do(t, http.MethodGet, srv.URL+"/svc/x", nil, nil)
+	testkit.JSONError(t, resp, body, http.StatusBadGateway, "upstream_error")
 }
 
 func TestProxyBadUpstreamAddress(t *testing.T) {
 	var routes routeTable
 	routes.put("svc", "http://[::1", "healthy")
 	srv := newProxyServer(t, &routes, zerolog.Nop())
-	resp, body := doRequest(t, http.MethodGet, srv.URL+"/svc/x", nil, nil)
-	checkJSONError(t, resp, body, http.StatusBadGateway, "")
+	resp, body := testkit.Do(t, http.MethodGet, srv.URL+"/svc/x", nil, nil)
+	testkit.JSONError(t, resp, body, http.StatusBadGateway, "")
 }
 
 // Every log line about a challenge carries its name (SPEC §5.10).
@@ -246,8 +247,8 @@ func TestProxyUpstreamErrorLogNamesChallenge(t *testing.T) {
 	var routes routeTable
 	routes.put("svc", deadUpstream(t), "healthy")
 	srv := newProxyServer(t, &routes, zerolog.New(&logs))
-	resp, body := doRequest(t, http.MethodGet, srv.URL+"/svc/x", nil, nil)
-	checkJSONError(t, resp, body, http.StatusBadGateway, "upstream_error")
+	resp, body := testkit.Do(t, http.MethodGet, srv.URL+"/svc/x", nil, nil)
+	testkit.JSONError(t, resp, body, http.StatusBadGateway, "upstream_error")
 
 	var line map[string]any
 	out := strings.TrimSpace(logs.String())
@@ -270,13 +271,13 @@ func TestProxyOnRequest(t *testing.T) {
 	routes.put("down", "", "unhealthy")
 	var mu sync.Mutex
 	var got []string
-	srv := newTestServer(t, New(&routes, Options{Log: zerolog.Nop(), OnRequest: func(challenge string, code int) {
+	srv := testkit.Server(t, New(&routes, Options{Log: zerolog.Nop(), OnRequest: func(challenge string, code int) {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, fmt.Sprintf("%s=%d", challenge, code))
 	}}))
 	for _, path := range []string{"/svc/x", "/down/x", "/nope/x", "/"} {
-		doRequest(t, http.MethodGet, srv.URL+path, nil, nil)
+		testkit.Do(t, http.MethodGet, srv.URL+path, nil, nil)
 	}
 	// The handler reports just after the client has the whole answer, so
 	// reports may come in any order.
