@@ -120,10 +120,13 @@ func New(cfg *configs.Config, opts Options) (_ *Agent, err error) {
 	up := a.watcher.dockerUp
 	dockerUp.Store(&up)
 	a.proxy = proxy.New(proxyRoutes{a.dir}, proxy.Options{Log: a.log.With().Str(fieldComponent, "proxy").Logger(),
-		OnRequest: func(name string, code int) {
+		OnRequest: func(name string, code int, took time.Duration) {
 			a.metrics.proxyRequests.WithLabelValues(name, strconv.Itoa(code)).Inc()
+			a.metrics.proxyDuration.WithLabelValues(name).Observe(took.Seconds())
 		}})
+	a.metrics.addAgentSeries(opts.Version, a.proxy.InFlightTotal)
 	a.checkpoints.duration = a.metrics.checkpointDuration
+	a.checkpoints.reportLastSuccess(a.metrics.checkpointLast)
 	a.deps = &challenge.Deps{
 		Runtime:        a.runtime,
 		Store:          lifeStore{a.store},

@@ -50,6 +50,7 @@ func newWiredAPI(t *testing.T, reconciled bool) *wiredAPI {
 	t.Cleanup(func() { _ = store.Close() })
 	a := &Agent{cfg: cfg, opts: Options{Getenv: noEnv}, store: store, log: zerolog.Nop(), clock: supervisor.RealClock(), dir: &challenge.Directory{},
 		watcher: &watcher{}, requests: make(chan request), started: time.Now()}
+	a.metrics = newMetrics(a.dir, func() bool { return false })
 	a.setConfig(cfg)
 	a.checkpoints = newCheckpointer(store, dir, 3, time.Hour, a.clock, zerolog.Nop())
 	w.a = a

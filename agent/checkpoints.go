@@ -28,14 +28,33 @@ type checkpointer struct {
 	log      zerolog.Logger
 	lastSeq  atomic.Uint64 // sequence of the newest checkpoint written or found
 	duration prometheus.Histogram
+	// newest is when the newest valid checkpoint found at start was written
+	// (zero if none); lastSuccess, if set, holds when the last one was.
+	newest      time.Time
+	lastSuccess prometheus.Gauge
 }
 
 func newCheckpointer(store *statestore.Store, dataDir string, keep int, interval time.Duration, clock supervisor.Clock, log zerolog.Logger) *checkpointer {
 	cp := &checkpointer{store: store, dir: filepath.Join(dataDir, "checkpoints"), keep: keep, interval: interval, clock: clock, log: log}
 	if entries, err := statestore.ListCheckpoints(cp.dir); err == nil && len(entries) > 0 {
 		cp.lastSeq.Store(entries[0].Sequence)
+		for _, e := range entries {
+			if e.Err == nil {
+				cp.newest = e.Created
+				break
+			}
+		}
 	}
 	return cp
+}
+
+// reportLastSuccess makes g hold the time of the last checkpoint written,
+// starting from the newest one found, if any. Call it before Serve.
+func (cp *checkpointer) reportLastSuccess(g prometheus.Gauge) {
+	cp.lastSuccess = g
+	if !cp.newest.IsZero() {
+		g.Set(float64(cp.newest.UnixNano()) / 1e9)
+	}
 }
 
 // Serve writes a checkpoint every interval until ctx ends.
@@ -59,6 +78,13 @@ func (cp *checkpointer) write(reason string) (statestore.CheckpointInfo, error) 
 	took := time.Since(start)
 	if cp.duration != nil {
 		cp.duration.Observe(took.Seconds())
+	}
+	if cp.lastSuccess != nil {
+		created := info.Created
+		if created.IsZero() {
+			created = time.Now()
+		}
+		cp.lastSuccess.Set(float64(created.UnixNano()) / 1e9)
 	}
 	ev := statestore.Event{Type: challenge.EventCheckpointCreated, Message: fmt.Sprintf("checkpoint %d (%s, %d bytes) written in %s",
 		info.Sequence, reason, info.Bytes, took.Round(time.Millisecond))}

@@ -49,7 +49,7 @@ func newConfigRig(t *testing.T, config string) *configRig {
 		t.Fatal(err)
 	}
 	f := newOwnerFixture(t)
-	a := &Agent{cfg: cfg, store: f.store, dir: f.dir, clock: f.clock, log: zerolog.Nop(), deps: f.deps,
+	a := &Agent{cfg: cfg, store: f.store, dir: f.dir, clock: f.clock, log: zerolog.Nop(), deps: f.deps, metrics: f.metrics,
 		opts: Options{Getenv: getenv}, requests: make(chan request)}
 	a.setConfig(cfg)
 	rig.a = a

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"net/http"
+	"runtime"
+	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -24,6 +26,8 @@ type metrics struct {
 	checkpointDuration prometheus.Histogram
 	dockerRequests     *prometheus.CounterVec
 	proxyRequests      *prometheus.CounterVec
+	proxyDuration      *prometheus.HistogramVec
+	checkpointLast     prometheus.Gauge
 }
 
 func newMetrics(dir *challenge.Directory, dockerUp func() bool) *metrics {
@@ -47,14 +51,78 @@ func newMetrics(dir *challenge.Directory, dockerUp func() bool) *metrics {
 			Help: "Docker Engine API requests by operation: the cost of supervision."}, []string{"op"}),
 		proxyRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_proxy_requests_total",
 			Help: "Stable-endpoint requests by status code."}, []string{"challenge", "code"}),
+		proxyDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "berth_proxy_request_duration_seconds",
+			Help: "Stable-endpoint request time, to the end of the handler.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 12)}, []string{"challenge"}),
+		checkpointLast: prometheus.NewGauge(prometheus.GaugeOpts{Name: "berth_checkpoint_last_success_timestamp_seconds",
+			Help: "Unix time of the newest checkpoint written (or found at start)."}),
 	}
 	m.reg.MustRegister(m.restarts, m.probeDuration, m.probes, m.swaps, m.swapDuration, m.pullDuration,
 		m.checkpointDuration, m.dockerRequests, m.proxyRequests,
 		&stateCollector{dir: dir},
+		m.proxyDuration, m.checkpointLast, &infoCollector{dir: dir},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "berth_docker_connected", Help: "1 while the Docker Engine answers."},
 			func() float64 { return boolFloat(dockerUp()) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// addAgentSeries registers the series that need the agent's wiring:
+// berth_build_info from berth's version and the binary's VCS revision, and
+// berth_proxy_inflight_requests read from inFlight at scrape time.
+func (m *metrics) addAgentSeries(version string, inFlight func() int64) {
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "berth_build_info",
+		Help: "Always 1; labelled with berth's version, Go version and VCS revision."}, []string{"version", "goversion", "revision"})
+	build.WithLabelValues(version, runtime.Version(), vcsRevision()).Set(1)
+	m.reg.MustRegister(build,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "berth_proxy_inflight_requests",
+			Help: "Requests the stable endpoint is proxying now, all challenges together."},
+			func() float64 { return float64(inFlight()) }))
+}
+
+// vcsRevision is the commit the binary was built from, or "unknown".
+func vcsRevision() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && s.Value != "" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}
+
+// Label values every challenge has from its registration, so its counters
+// read zero before the first event rather than being absent.
+var (
+	restartCauses = []string{challenge.EventExited, challenge.EventOOMKilled, challenge.EventUnhealthy, challenge.EventStartFailed, "operator"}
+	probeResults  = []string{"pass", "fail"}
+	swapResults   = []string{"completed", "failed", "rolled_back", "noop"}
+)
+
+// challengeAdded creates the challenge's labelled counters at zero.
+// berth_proxy_requests_total is by code, so it appears with the first request.
+func (m *metrics) challengeAdded(name string) {
+	for _, cause := range restartCauses {
+		m.restarts.WithLabelValues(name, cause)
+	}
+	for _, result := range probeResults {
+		m.probes.WithLabelValues(name, result)
+	}
+	for _, result := range swapResults {
+		m.swaps.WithLabelValues(name, result)
+	}
+}
+
+// challengeRemoved drops every series labelled with the challenge, so
+// removed challenges do not linger in scrapes.
+func (m *metrics) challengeRemoved(name string) {
+	l := prometheus.Labels{"challenge": name}
+	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
+		m.restarts, m.probes, m.swaps, m.proxyRequests,
+		m.probeDuration, m.swapDuration, m.pullDuration, m.proxyDuration,
+	} {
+		v.DeletePartialMatch(l)
+	}
 }
 
 func (m *metrics) handler() http.Handler {
@@ -90,5 +158,20 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, status := range []challenge.Health{challenge.HealthUnknown, challenge.HealthHealthy, challenge.HealthDegraded, challenge.HealthUnhealthy} {
 			ch <- prometheus.MustNewConstMetric(descHealth, prometheus.GaugeValue, boolFloat(st.Health == status), st.Name, string(status))
 		}
+	}
+}
+
+var descInfo = prometheus.NewDesc("berth_challenge_info", "Always 1; labelled with the challenge's running version and image.",
+	[]string{"challenge", "version", "image"}, nil)
+
+// infoCollector reports each challenge's version and image at scrape time.
+type infoCollector struct{ dir *challenge.Directory }
+
+func (c *infoCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descInfo }
+
+func (c *infoCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, h := range c.dir.List() {
+		st := h.Status()
+		ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, st.Name, st.Version, st.Image)
 	}
 }

@@ -179,7 +179,9 @@ func (r *reconciler) start(spec configs.Challenge, changed bool) error {
 		h = challenge.NewHandle(spec.Name)
 		r.a.dir.Put(h)
 	}
+	r.a.metrics.challengeAdded(spec.Name)
 	if _, err := r.root.Add("challenge/"+spec.Name, challenge.New(r.a.deps, h, spec, changed)); err != nil {
+		r.a.metrics.challengeRemoved(spec.Name)
 		return err
 	}
 	r.running[spec.Name] = spec
@@ -193,6 +195,7 @@ func (r *reconciler) stop(ctx context.Context, name string) error {
 	}
 	delete(r.running, name)
 	r.a.dir.Remove(name)
+	r.a.metrics.challengeRemoved(name)
 	return r.a.forget(ctx, name)
 }
 

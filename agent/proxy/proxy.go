@@ -50,9 +50,10 @@ type Routes interface {
 type Options struct {
 	Log zerolog.Logger
 	// OnRequest, if set, is called once per request after its handler
-	// returns, with the response code. challenge is empty for names that
-	// have no route, so unknown names cannot grow a metric's series set.
-	OnRequest func(challenge string, code int)
+	// returns, with the response code and how long the handler took.
+	// challenge is empty for names that have no route, so unknown names
+	// cannot grow a metric's series set.
+	OnRequest func(challenge string, code int, took time.Duration)
 	// Client-side bounds per request; zero means the defaults above.
 	BodyIdleTimeout, WriteIdleTimeout time.Duration
 }
@@ -62,7 +63,7 @@ type Options struct {
 type Proxy struct {
 	routes    Routes
 	log       zerolog.Logger
-	onRequest func(challenge string, code int)
+	onRequest func(challenge string, code int, took time.Duration)
 	reverse   *httputil.ReverseProxy
 	transport *http.Transport
 	inflight  inflightCounts
@@ -75,17 +76,22 @@ type Proxy struct {
 // drains the old container until this reaches zero.
 func (p *Proxy) InFlight(upstream string) int64 { return p.inflight.get(upstream) }
 
+// InFlightTotal is how many proxied requests all upstreams are serving now.
+func (p *Proxy) InFlightTotal() int64 { return p.inflight.sum() }
+
 // inflightCounts counts proxied requests in progress per upstream URL. An
 // entry goes when its count reaches zero, so upstreams of containers long
 // replaced do not pile up.
 type inflightCounts struct {
-	mu sync.Mutex
-	m  map[string]int64
+	mu    sync.Mutex
+	m     map[string]int64
+	total int64 // the sum of m
 }
 
 func (c *inflightCounts) add(upstream string, d int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.total += d
 	n := c.m[upstream] + d
 	if n > 0 {
 		if c.m == nil {
@@ -101,6 +107,12 @@ func (c *inflightCounts) get(upstream string) int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.m[upstream]
+}
+
+func (c *inflightCounts) sum() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.total
 }
 
 func (c *inflightCounts) size() int {
@@ -169,6 +181,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w = iw
 	name, rest := splitChallengePath(r.URL.EscapedPath())
 	if p.onRequest != nil {
+		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		w = rec
 		defer func() {
@@ -176,7 +189,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if _, ok := p.routes.Route(name); !ok {
 				label = "" // unknown names must not grow the series set
 			}
-			p.onRequest(label, rec.code)
+			p.onRequest(label, rec.code, time.Since(start))
 		}()
 	}
 	rt, ok := p.routes.Route(name)

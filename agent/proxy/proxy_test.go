@@ -201,7 +201,7 @@ func testProxyStreams(t *testing.T, withMetrics bool) {
 	routes.put("svc", up.URL, "healthy")
 	opts := Options{Log: zerolog.Nop()}
 	if withMetrics {
-		opts.OnRequest = func(string, int) {}
+		opts.OnRequest = func(string, int, time.Duration) {}
 	}
 	srv := testkit.Server(t, New(&routes, opts))
 
@@ -271,7 +271,7 @@ func TestProxyOnRequest(t *testing.T) {
 	routes.put("down", "", "unhealthy")
 	var mu sync.Mutex
 	var got []string
-	srv := testkit.Server(t, New(&routes, Options{Log: zerolog.Nop(), OnRequest: func(challenge string, code int) {
+	srv := testkit.Server(t, New(&routes, Options{Log: zerolog.Nop(), OnRequest: func(challenge string, code int, _ time.Duration) {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, fmt.Sprintf("%s=%d", challenge, code))

@@ -50,7 +50,7 @@ type clientTimeouts struct{ header, body, write time.Duration }
 // real listener, and a server with the header and idle timeouts only.
 func serveProxy(tb testing.TB, routes Routes, to clientTimeouts) string {
 	tb.Helper()
-	p := New(routes, Options{Log: zerolog.Nop(), OnRequest: func(string, int) {},
+	p := New(routes, Options{Log: zerolog.Nop(), OnRequest: func(string, int, time.Duration) {},
 		BodyIdleTimeout: to.body, WriteIdleTimeout: to.write})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
