@@ -149,7 +149,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if *logLevel != "" {
 		cfg.Agent.Log.Level = *logLevel
 	}
-	log, err := agent.NewLogger(stdout, cfg.Agent.Log.Level, cfg.Agent.Log.Format)
+	log, err := agent.NewLogger(stdout, cfg.Agent.Log.Level, cfg.Agent.Log.Format, os.Getenv)
 	if err != nil {
 		fmt.Fprintln(stderr, "berth:", err)
 		return exitInvalid
