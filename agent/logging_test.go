@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+
+	"berth/agent/challenge"
 )
 
 func logEveryLevel(t *testing.T, format string, env map[string]string) []string {
@@ -141,6 +143,29 @@ func TestIsTerminalPipeAndFile(t *testing.T) {
 	for name, out := range map[string]io.Writer{"pipe": w, "file": f, "buffer": &bytes.Buffer{}} {
 		if isTerminal(out) {
 			t.Errorf("%s is taken for a terminal", name)
+		}
+	}
+}
+
+// TestExitEventIsOneLogLine: the last output an exit event quotes keeps
+// the event on one line of the console log and the journal.
+func TestExitEventIsOneLogLine(t *testing.T) {
+	code := 1
+	ev := challenge.Event{Type: challenge.EventExited, ExitCode: &code,
+		Message: "container exited with code 1; last output: " + challenge.OneLine("listening\r\npanic:\tboom\n")}
+	for _, format := range []string{"json", "console"} {
+		var buf bytes.Buffer
+		log, err := NewLogger(&buf, "info", format, envOf(map[string]string{"JOURNAL_STREAM": "8:1"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		logEvent(log, ev)
+		out := buf.String()
+		if strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "<4>") {
+			t.Errorf("%s: exit event logged as %q, want one <4> line", format, out)
+		}
+		if !strings.Contains(out, `listening\\npanic:\\tboom`) && !strings.Contains(out, `listening\npanic:\tboom`) {
+			t.Errorf("%s: %q lost the escaped output", format, out)
 		}
 	}
 }
