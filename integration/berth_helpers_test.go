@@ -62,7 +62,7 @@ func startAgent(t testing.TB, configPath string) *runningAgent {
 		t.Fatalf("load config: %v", err)
 	}
 	logs := &syncBuffer{}
-	log, err := agent.NewLogger(logs, "debug", "json")
+	log, err := agent.NewLogger(logs, "debug", "json", func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,17 @@ func Printable(s string, multiline bool) string {
 	return b.String()
 }
 
+// OneLine is Printable text that stays on one line: a newline becomes the
+// two characters \n and a tab the two characters \t, so quoted container
+// output keeps its line breaks visibly while an event stays one log line
+// and one row of berth events. It is for reading, not for parsing back: a
+// backslash in the text is left as it is.
+func OneLine(s string) string {
+	return lineEscaper.Replace(Printable(s, true))
+}
+
+var lineEscaper = strings.NewReplacer("\n", `\n`, "\t", `\t`)
+
 // escapeLen is the length of the escape sequence at the start of s, which
 // begins with ESC. An unterminated string sequence runs to the end of the
 // line; a newline is never part of a sequence.

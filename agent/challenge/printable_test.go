@@ -35,11 +35,34 @@ func TestExitOutputIsPrintable(t *testing.T) {
 	f.rt.SetLogs(testkit.HostileOutput)
 	c := New(f.deps, NewHandle("out"), testSpec(), false)
 	got := c.lastOutput(context.Background(), "abc")
-	if r, bad := testkit.Unprintable(got, true); bad {
+	// One line: newlines and tabs are escaped, so the exit event is one
+	// log line and one row of berth events.
+	if r, bad := testkit.Unprintable(got, false); bad {
 		t.Errorf("last output %q carries %U", got, r)
 	}
-	if !strings.Contains(got, "first line red\nsecond\tline") {
-		t.Errorf("last output %q lost its text or line breaks", got)
+	if want := `first line red\nsecond\tline`; !strings.Contains(got, want) {
+		t.Errorf("last output %q lost its text or escaped line breaks %s", got, want)
+	}
+	if strings.HasSuffix(got, `\n`) {
+		t.Errorf("last output %q ends with an escaped newline", got)
+	}
+}
+
+func TestOneLine(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain", "plain"},
+		{"a\nb", `a\nb`},
+		{"a\tb", `a\tb`},
+		{"a\r\nb\x1b[31m!\x07", `a\nb!`},
+		{`already \n literal`, `already \n literal`},
+	}
+	for _, tt := range tests {
+		if got := OneLine(tt.in); got != tt.want {
+			t.Errorf("OneLine(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		if r, bad := testkit.Unprintable(OneLine(tt.in), false); bad {
+			t.Errorf("OneLine(%q) keeps %U", tt.in, r)
+		}
 	}
 }
 
@@ -85,6 +108,9 @@ func FuzzPrintable(f *testing.F) {
 			if r, bad := testkit.Unprintable(Printable(s, multi), multi); bad {
 				t.Fatalf("Printable(%q, %v) keeps %U", s, multi, r)
 			}
+		}
+		if r, bad := testkit.Unprintable(OneLine(s), false); bad {
+			t.Fatalf("OneLine(%q) keeps %U", s, r)
 		}
 	})
 }

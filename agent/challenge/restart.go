@@ -128,7 +128,7 @@ func (c *Owner) onExit(ctx context.Context, in Instance, inspected bool) {
 }
 
 // lastOutput returns the end of an instance's output for the exit cause,
-// bounded in time and size.
+// bounded in time and size, on one line (see OneLine).
 func (c *Owner) lastOutput(ctx context.Context, id string) string {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -138,7 +138,7 @@ func (c *Owner) lastOutput(ctx context.Context, id string) string {
 	}
 	defer rc.Close()
 	b, _ := io.ReadAll(io.LimitReader(rc, maxExitOutput))
-	return strings.TrimSpace(Printable(string(b), true))
+	return OneLine(strings.TrimSpace(Printable(string(b), true)))
 }
 
 // operatorRestart restarts now, without backoff, and clears a give-up.

@@ -31,7 +31,7 @@ func run(config string, d time.Duration, out string) error {
 	if err != nil {
 		return err
 	}
-	log, err := agent.NewLogger(io.Discard, "info", "json")
+	log, err := agent.NewLogger(io.Discard, "info", "json", nil)
 	if err != nil {
 		return err
 	}

@@ -149,17 +149,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if *logLevel != "" {
 		cfg.Agent.Log.Level = *logLevel
 	}
-	log, err := agent.NewLogger(stdout, cfg.Agent.Log.Level, cfg.Agent.Log.Format)
+	log, err := agent.NewLogger(stdout, cfg.Agent.Log.Level, cfg.Agent.Log.Format, os.Getenv)
 	if err != nil {
 		fmt.Fprintln(stderr, "berth:", err)
 		return exitInvalid
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// From here on the logger reports errors, once: with its level (and its
+	// journal priority), where the operator reads the rest of the log.
+	// Errors before it exists go to stderr.
 	a, err := agent.New(cfg, agent.Options{Logger: log, Version: version})
 	if err != nil {
 		log.Error().Err(err).Msg("berth cannot start")
-		fmt.Fprintln(stderr, "berth:", err)
 		return exitFailed
 	}
 	hup := make(chan os.Signal, 1)
@@ -179,7 +181,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if *cpuProfile != "" {
 		stopProfile, err := startCPUProfile(*cpuProfile)
 		if err != nil {
-			fmt.Fprintln(stderr, "berth:", err)
+			log.Error().Err(err).Msg("berth cannot start")
 			return exitFailed
 		}
 		defer stopProfile()

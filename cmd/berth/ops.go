@@ -203,8 +203,9 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 		if ev.Error != "" {
 			line += " (" + ev.Error + ")"
 		}
-		// Messages quote container output: nothing in them may drive the terminal.
-		fmt.Fprintln(stdout, domain.Printable(line, false))
+		// Messages quote container output: nothing in them may drive the
+		// terminal, and an event is one row (older events kept raw newlines).
+		fmt.Fprintln(stdout, domain.OneLine(line))
 	}
 	if ctx.Err() != nil {
 		return exitOK

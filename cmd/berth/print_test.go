@@ -77,3 +77,22 @@ func TestCLIPrintsNoTerminalControls(t *testing.T) {
 		})
 	}
 }
+
+// TestEventsOneRowPerEvent: an event quoting multi-line output is one row,
+// its line breaks and tabs shown as \n and \t.
+func TestEventsOneRowPerEvent(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"events", "--addr", fakeAPI(t)}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("events: exit %d, stderr %q", code, stderr.String())
+	}
+	out := stdout.String()
+	if n := strings.Count(out, "\n"); n != 1 || !strings.HasSuffix(out, "\n") {
+		t.Fatalf("one event printed as %d rows: %q", n, out)
+	}
+	if want := `last output: first line red\nsecond\tline`; !strings.Contains(out, want) {
+		t.Errorf("row %q lacks %s", out, want)
+	}
+	if strings.Contains(out, "\t") {
+		t.Errorf("row %q keeps a raw tab", out)
+	}
+}
