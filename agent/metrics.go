@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"berth/agent/alerts"
 	"berth/agent/challenge"
 )
 
@@ -24,6 +25,7 @@ type metrics struct {
 	checkpointDuration prometheus.Histogram
 	dockerRequests     *prometheus.CounterVec
 	proxyRequests      *prometheus.CounterVec
+	alerts             *prometheus.CounterVec // berth_alerts_total{result}
 }
 
 func newMetrics(dir *challenge.Directory, dockerUp func() bool) *metrics {
@@ -48,6 +50,12 @@ func newMetrics(dir *challenge.Directory, dockerUp func() bool) *metrics {
 		proxyRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_proxy_requests_total",
 			Help: "Stable-endpoint requests by status code."}, []string{"challenge", "code"}),
 	}
+	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_alerts_total",
+		Help: "Alerts by result (delivered, failed, dropped)."}, []string{"result"})
+	for _, r := range []string{alerts.ResultDelivered, alerts.ResultFailed, alerts.ResultDropped} {
+		m.alerts.WithLabelValues(r) // every result exists from the start, at zero
+	}
+	m.reg.MustRegister(m.alerts)
 	m.reg.MustRegister(m.restarts, m.probeDuration, m.probes, m.swaps, m.swapDuration, m.pullDuration,
 		m.checkpointDuration, m.dockerRequests, m.proxyRequests,
 		&stateCollector{dir: dir},
