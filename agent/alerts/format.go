@@ -56,7 +56,9 @@ func encode(format string, p alertPayload) ([]byte, error) {
 func alertText(p alertPayload, escape func(string) string) string {
 	clean := func(s string) string { return escape(challenge.Printable(s, false)) }
 	var b strings.Builder
-	fmt.Fprintf(&b, "[berth %s] %s", clean(p.Agent), clean(p.Type))
+	// The type is berth's own word; an underscore inside a word opens no
+	// markup in either chat.
+	fmt.Fprintf(&b, "[berth %s] %s", clean(p.Agent), p.Type)
 	if p.Challenge != "" {
 		fmt.Fprintf(&b, " challenge %s", clean(p.Challenge))
 	}
@@ -75,10 +77,15 @@ func alertText(p alertPayload, escape func(string) string) string {
 // slackEscape is Slack's own escaping: with &, < and > escaped, no <!here>,
 // <@U…> or <url|label> sequence survives; bare @here is plain text unless
 // link_names is set, and the zero-width space keeps it so regardless.
+// mrkdwn has no escape character: a zero-width space before each of its
+// marks keeps it from opening bold, italics, strike or code, should a
+// client render the text as mrkdwn anyway.
 func slackEscape(s string) string {
-	s = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-	return breakMentions(s)
+	return breakMentions(slackReplacer.Replace(s))
 }
+
+var slackReplacer = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;",
+	"*", "\u200b*", "_", "\u200b_", "~", "\u200b~", "`", "\u200b`")
 
 // discordMarkup are the characters Discord's markdown gives meaning to
 // inside a line (the text is one line that berth starts, so # and - never

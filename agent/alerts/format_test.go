@@ -49,7 +49,7 @@ func TestAlertsSlackShape(t *testing.T) {
 			t.Errorf("slack text %q does not name %q", text, want)
 		}
 	}
-	for _, bad := range []string{"\n", "\x1b", "<!channel>", "<!here>", "<@U123>", "<@&456>", "<#C9>", "<http", "@everyone", "@here"} {
+	for _, bad := range []string{"\n", "\x1b", "<!channel>", "<!here>", "<@U123>", "<@&456>", "<#C9>", "<http", "@everyone", "@here", " *bold*", " _it_", " `code`", " ~~s"} {
 		if strings.Contains(text, bad) {
 			t.Errorf("slack text %q contains %q", text, bad)
 		}
