@@ -200,7 +200,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}{
 		{"docker-watcher", a.watcher},
 		{"checkpointer", a.checkpoints},
-		{"alerts", alerts.New(a.cfg.Agent, alertFeed{a.store}, a.clock, a.log)}, // returns at once without agent.alerts.webhook_url
+		{"alerts", alerts.New(a.cfg.Agent, alertFeed{a.store}, a.clock, a.log, alerts.Options{Config: a.config,
+			OnDelivery: func(result string) { a.metrics.alerts.WithLabelValues(result).Inc() }})}, // returns at once without agent.alerts.webhook_url
 		{"admin-api", &httpService{name: "admin api", listener: a.apiListener, handler: a.apiHandler(), log: a.log}},
 		{"proxy", &httpService{name: "proxy", listener: a.proxyListener, handler: a.proxy, log: a.log, longRequests: true, grace: 30 * time.Second,
 			readHeaderTimeout: proxy.ReadHeaderTimeout, idleTimeout: proxy.IdleTimeout}},

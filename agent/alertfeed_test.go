@@ -122,7 +122,7 @@ func TestAlertsOverTheStore(t *testing.T) {
 		got <- p
 	}))
 	cfg := configs.Agent{ID: "agent-x", Alerts: configs.AlertsConfig{WebhookURL: hook.URL, MinInterval: time.Minute}}
-	al := alerts.New(cfg, alertFeed{store}, nil, zerolog.Nop())
+	al := alerts.New(cfg, alertFeed{store}, nil, zerolog.Nop(), alerts.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- al.Serve(ctx) }()

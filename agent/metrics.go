@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"berth/agent/alerts"
 	"berth/agent/challenge"
 )
 
@@ -28,6 +29,7 @@ type metrics struct {
 	proxyRequests      *prometheus.CounterVec
 	proxyDuration      *prometheus.HistogramVec
 	checkpointLast     prometheus.Gauge
+	alerts             *prometheus.CounterVec // berth_alerts_total{result}
 }
 
 func newMetrics(dir *challenge.Directory, dockerUp func() bool) *metrics {
@@ -56,6 +58,12 @@ func newMetrics(dir *challenge.Directory, dockerUp func() bool) *metrics {
 		checkpointLast: prometheus.NewGauge(prometheus.GaugeOpts{Name: "berth_checkpoint_last_success_timestamp_seconds",
 			Help: "Unix time of the newest checkpoint written (or found at start)."}),
 	}
+	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_alerts_total",
+		Help: "Alerts by result (delivered, failed, dropped)."}, []string{"result"})
+	for _, r := range []string{alerts.ResultDelivered, alerts.ResultFailed, alerts.ResultDropped} {
+		m.alerts.WithLabelValues(r) // every result exists from the start, at zero
+	}
+	m.reg.MustRegister(m.alerts)
 	m.reg.MustRegister(m.restarts, m.probeDuration, m.probes, m.swaps, m.swapDuration, m.pullDuration,
 		m.checkpointDuration, m.dockerRequests, m.proxyRequests,
 		&stateCollector{dir: dir},

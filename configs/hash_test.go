@@ -127,3 +127,16 @@ func TestParseChallengeJSON(t *testing.T) {
 		t.Errorf("relative secret over the API: %v", err)
 	}
 }
+
+// restart.alert_after steers only the alerter: changing it must not swap a
+// running challenge, nor may its arrival relabel one.
+func TestSpecHashIgnoresAlertAfter(t *testing.T) {
+	base := hashBase()
+	for _, n := range []int{0, 3, 7} {
+		c := hashBase()
+		c.Restart.AlertAfter = n
+		if c.SpecHash() != base.SpecHash() {
+			t.Errorf("alert_after %d changes the spec hash", n)
+		}
+	}
+}

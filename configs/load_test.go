@@ -20,7 +20,7 @@ func TestBuiltinDefaultsApplied(t *testing.T) {
 		Proxy:      ProxyConfig{Listen: "127.0.0.1:7080"},
 		Checkpoint: CheckpointConfig{Interval: 5 * time.Minute, Keep: 10},
 		Shutdown:   "leave", OrphanGrace: time.Minute,
-		Alerts: AlertsConfig{MinInterval: 10 * time.Minute},
+		Alerts: AlertsConfig{MinInterval: 10 * time.Minute, Format: "json"},
 		Log:    LogConfig{Level: "info", Format: "json"},
 		Policy: BuiltinPolicy(),
 	}
@@ -32,7 +32,7 @@ func TestBuiltinDefaultsApplied(t *testing.T) {
 		Health: Health{Path: "/health", Interval: 5 * time.Second, Timeout: 2 * time.Second, FailureThreshold: 3,
 			SuccessThreshold: 1, StartPeriod: 60 * time.Second, StartInterval: 250 * time.Millisecond},
 		Restart: Restart{InitialBackoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Minute, Multiplier: 2, Jitter: 0.2,
-			ResetAfter: 10 * time.Minute, OnUnhealthy: true, MaxRestarts: 0, Window: time.Hour, StopTimeout: 10 * time.Second},
+			ResetAfter: 10 * time.Minute, OnUnhealthy: true, MaxRestarts: 0, Window: time.Hour, StopTimeout: 10 * time.Second, AlertAfter: 3},
 		Update: Update{HealthyDeadline: 2 * time.Minute, MinHealthyTime: 10 * time.Second, DrainTimeout: time.Hour,
 			AutoRollback: true, RollbackWindow: 5 * time.Minute, KeepPrevious: time.Hour, Auto: false, CheckInterval: 5 * time.Minute},
 		Resources: Resources{CPUs: 1, Memory: GiB, Pids: 512},

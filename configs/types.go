@@ -54,6 +54,7 @@ type CheckpointConfig struct {
 type AlertsConfig struct {
 	WebhookURL  string        `yaml:"webhook_url" json:"webhook_url"`
 	MinInterval time.Duration `yaml:"min_interval" json:"min_interval"`
+	Format      string        `yaml:"format" json:"format"` // json, slack or discord: the body's shape
 }
 
 // LogConfig configures berth's own log output.
@@ -104,6 +105,10 @@ type Restart struct {
 	MaxRestarts    int           `yaml:"max_restarts" json:"max_restarts"` // 0 = never give up
 	Window         time.Duration `yaml:"window" json:"window"`
 	StopTimeout    time.Duration `yaml:"stop_timeout" json:"stop_timeout"`
+	// AlertAfter restarts within Window raise a crash_loop alert; 0 = never.
+	// It steers only the alerter, so SpecHash leaves it out: changing it
+	// swaps nothing, and adding it relabelled no running container.
+	AlertAfter int `yaml:"alert_after" json:"alert_after,omitempty"`
 }
 
 // Update configures blue-green swaps and auto-updates.
@@ -181,6 +186,10 @@ const (
 
 	LogFormatJSON    = "json"
 	LogFormatConsole = "console"
+
+	AlertFormatJSON    = "json"
+	AlertFormatSlack   = "slack"
+	AlertFormatDiscord = "discord"
 )
 
 // Built-in challenge defaults that live outside Defaults.
@@ -218,7 +227,7 @@ func BuiltinAgent() Agent {
 		Checkpoint:  CheckpointConfig{Interval: 5 * time.Minute, Keep: 10},
 		Shutdown:    ShutdownLeave,
 		OrphanGrace: time.Minute,
-		Alerts:      AlertsConfig{MinInterval: 10 * time.Minute},
+		Alerts:      AlertsConfig{MinInterval: 10 * time.Minute, Format: AlertFormatJSON},
 		Log:         LogConfig{Level: "info", Format: LogFormatJSON},
 		Policy:      BuiltinPolicy(),
 	}
@@ -246,6 +255,7 @@ func BuiltinDefaults() Defaults {
 			MaxRestarts:    0,
 			Window:         time.Hour,
 			StopTimeout:    10 * time.Second,
+			AlertAfter:     3,
 		},
 		Update: Update{
 			HealthyDeadline: 2 * time.Minute,

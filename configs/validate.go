@@ -193,6 +193,7 @@ func validateRestart(c *checker, r Restart, p string) {
 	atLeast(c, join(p, "max_restarts"), r.MaxRestarts, 0)
 	positive(c, join(p, "window"), r.Window)
 	positive(c, join(p, "stop_timeout"), r.StopTimeout)
+	atLeast(c, join(p, "alert_after"), r.AlertAfter, 0)
 }
 
 func validateUpdate(c *checker, u Update, p string) {
@@ -288,6 +289,7 @@ func validateAgent(c *checker, a Agent, p string) {
 		}
 	}
 	nonNegative(c, join(join(p, "alerts"), "min_interval"), a.Alerts.MinInterval)
+	oneOf(c, join(join(p, "alerts"), "format"), a.Alerts.Format, AlertFormatJSON, AlertFormatSlack, AlertFormatDiscord)
 	oneOf(c, join(join(p, "log"), "level"), a.Log.Level, logLevels...)
 	oneOf(c, join(join(p, "log"), "format"), a.Log.Format, LogFormatJSON, LogFormatConsole)
 	if mc := a.Policy.MaxCPUs; !(mc > 0) || math.IsInf(mc, 0) {

@@ -3,6 +3,7 @@ package configs
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestChallengeValidation(t *testing.T) {
@@ -60,6 +61,7 @@ func TestChallengeValidation(t *testing.T) {
 		{"restart max restarts", "restart: {max_restarts: -1}", c + "restart.max_restarts", "at least 0"},
 		{"restart window", "restart: {window: 0s}", c + "restart.window", "greater than 0"},
 		{"restart stop timeout", "restart: {stop_timeout: 0s}", c + "restart.stop_timeout", "greater than 0"},
+		{"restart alert after negative", "restart: {alert_after: -1}", c + "restart.alert_after", "at least 0"},
 		{"update healthy deadline", "update: {healthy_deadline: 0s}", c + "update.healthy_deadline", "greater than 0"},
 		{"update min healthy time", "update: {min_healthy_time: 2m}", c + "update.min_healthy_time", "shorter than healthy_deadline"},
 		{"update min healthy negative", "update: {min_healthy_time: -1s}", c + "update.min_healthy_time", "must not be negative"},
@@ -121,6 +123,7 @@ func TestAgentValidation(t *testing.T) {
 		{"webhook scheme", "alerts: {webhook_url: 'ftp://x/y'}", "agent.alerts.webhook_url", "http:// or https://"},
 		{"webhook no host", "alerts: {webhook_url: 'http://'}", "agent.alerts.webhook_url", "http:// or https://"},
 		{"alerts min interval", "alerts: {min_interval: -1s}", "agent.alerts.min_interval", "must not be negative"},
+		{"alerts format", "alerts: {format: teams}", "agent.alerts.format", "must be one of json, slack, discord"},
 		{"log level", "log: {level: verbose}", "agent.log.level", "must be one of trace, debug, info, warn, error"},
 		{"log format", "log: {format: text}", "agent.log.format", "must be one of json, console"},
 		{"allowed images", "policy: {allowed_images: [ghcr.io/Org]}", "agent.policy.allowed_images[0]", "lowercase"},
@@ -150,6 +153,9 @@ func TestValidVariants(t *testing.T) {
 		{"docker hosts", agentDoc("docker_host: tcp://10.0.0.2:2376")},
 		{"network reach", agentDoc("reach: network\nshutdown: stop\nlog: {level: trace, format: console}")},
 		{"webhook", agentDoc("alerts: {webhook_url: 'https://hooks.example.com/x', min_interval: 0s}")},
+		{"alerts slack", agentDoc("alerts: {webhook_url: 'https://hooks.slack.com/services/x', format: slack}")},
+		{"alerts discord", agentDoc("alerts: {webhook_url: 'https://discord.com/api/webhooks/x', format: discord}")},
+		{"alert after zero", challengeDoc("restart: {alert_after: 0}")},
 		{"constraint", challengeDoc(`version: ">=1.2 <2"`)},
 		{"tilde", challengeDoc(`version: "~1.4.2"`)},
 		{"latest", challengeDoc(`version: latest`)},
@@ -289,5 +295,34 @@ func TestValidName(t *testing.T) {
 		if got := ValidName(name); got != want {
 			t.Errorf("ValidName(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+func TestAlertKeysDefaultAndInherit(t *testing.T) {
+	cfg := mustParse(t, challengeDoc(""))
+	if cfg.Agent.Alerts.Format != AlertFormatJSON {
+		t.Errorf("agent.alerts.format = %q, want json by default", cfg.Agent.Alerts.Format)
+	}
+	if got := cfg.Challenges[0].Restart.AlertAfter; got != 3 {
+		t.Errorf("restart.alert_after = %d, want 3 by default", got)
+	}
+	doc := `agent:
+  alerts: {webhook_url: 'https://discord.com/api/webhooks/x', format: discord}
+defaults:
+  restart: {alert_after: 5}
+challenges:
+  - {name: a, image: x/a, version: "1"}
+  - {name: b, image: x/b, version: "1", restart: {alert_after: 0}}
+`
+	cfg = mustParse(t, doc)
+	if cfg.Agent.Alerts.Format != AlertFormatDiscord || cfg.Agent.Alerts.MinInterval != 10*time.Minute {
+		t.Errorf("agent.alerts = %+v, want discord with the default min_interval", cfg.Agent.Alerts)
+	}
+	if a, b := cfg.Challenges[0].Restart.AlertAfter, cfg.Challenges[1].Restart.AlertAfter; a != 5 || b != 0 {
+		t.Errorf("alert_after = %d, %d; want 5 from defaults and 0 as written", a, b)
+	}
+	es := parseErrs(t, "defaults:\n  restart: {alert_after: -2}\n")
+	if e := wantErr(t, es, "defaults.restart.alert_after", "at least 0"); e.Line != 2 {
+		t.Errorf("line = %d, want 2", e.Line)
 	}
 }

@@ -30,12 +30,41 @@ const (
 	alertUserAgent       = "berth-alerter"
 )
 
-// alertTypes are the events worth waking an operator for.
+// alertTypes are the events worth waking an operator for as they are.
 var alertTypes = map[string]bool{
 	challenge.EventGaveUp:             true,
 	challenge.EventSwapFailed:         true,
 	challenge.EventSwapRolledBack:     true,
 	challenge.EventDockerDisconnected: true,
+	challenge.EventOOMKilled:          true,
+}
+
+// Alert types the alerter derives from several events; no event has them.
+const (
+	// AlertCrashLoop: restart.alert_after restarting events of one
+	// challenge within restart.window.
+	AlertCrashLoop = "crash_loop"
+	// AlertRecovered: the first health_changed to healthy after a
+	// crash_loop or gave_up alert of that challenge.
+	AlertRecovered = "recovered"
+)
+
+// Delivery results, as Options.OnDelivery receives them.
+const (
+	ResultDelivered = "delivered" // the webhook answered 2xx
+	ResultFailed    = "failed"    // every attempt failed
+	ResultDropped   = "dropped"   // the queue was full; never attempted
+)
+
+// Options are the alerter's links to the rest of berth; all may be nil.
+type Options struct {
+	// Config returns the config in force. The alerter reads a challenge's
+	// restart.alert_after and restart.window from it, else its defaults;
+	// without it (or for a nil config) the built-in defaults apply.
+	Config func() *configs.Config
+	// OnDelivery is called once per alert with one of the Result values,
+	// from the intake or the delivery goroutine; it must not block.
+	OnDelivery func(result string)
 }
 
 // Log field names of the alerter's own lines; challenge.Field* name the rest.
@@ -46,6 +75,7 @@ const (
 	fieldSuppressed  = "suppressed"
 	fieldSince       = "since"
 	fieldMinInterval = "min_interval"
+	fieldFormat      = "format"
 )
 
 // Feed is the event log the alerter follows: berth's state store, seen
@@ -98,6 +128,8 @@ type Alerter struct {
 	client   *http.Client
 	log      zerolog.Logger
 	interval time.Duration // min_interval per challenge and type
+	format   string        // body shape: configs.AlertFormat*
+	opts     Options
 
 	// Tunables; tests shrink them.
 	attempts     int
@@ -108,6 +140,11 @@ type Alerter struct {
 	// the rate limits and resumes after the last event it read.
 	last uint64 // seq of the last event judged
 	lim  *alertLimiter
+	// restarts holds, per challenge, the times of its last alert_after
+	// restarting events; unrecovered the challenges with a crash_loop or
+	// gave_up alert and no healthy turn since.
+	restarts    map[string][]time.Time
+	unrecovered map[string]bool
 
 	dropped   atomic.Uint64 // alerts lost to a full queue
 	delivered atomic.Uint64
@@ -115,12 +152,17 @@ type Alerter struct {
 }
 
 // New builds the alerter for cfg.Alerts. A zero
-// min_interval means the default, 10m. The webhook URL is never logged: it
-// often carries a token (Slack, Discord), so only its host is.
-func New(cfg configs.Agent, feed Feed, clock supervisor.Clock, log zerolog.Logger) *Alerter {
+// min_interval means the default, 10m; an empty format means json. The
+// webhook URL is never logged: it often carries a token (Slack, Discord),
+// so only its host is.
+func New(cfg configs.Agent, feed Feed, clock supervisor.Clock, log zerolog.Logger, opts Options) *Alerter {
 	interval := cfg.Alerts.MinInterval
 	if interval <= 0 {
 		interval = defaultAlertInterval
+	}
+	format := cfg.Alerts.Format
+	if format == "" {
+		format = configs.AlertFormatJSON
 	}
 	if clock == nil {
 		clock = supervisor.RealClock()
@@ -133,6 +175,8 @@ func New(cfg configs.Agent, feed Feed, clock supervisor.Clock, log zerolog.Logge
 		feed:     feed,
 		clock:    clock,
 		interval: interval,
+		format:   format,
+		opts:     opts,
 		log:      log.With().Str(challenge.FieldComponent, "alerts").Str(fieldWebhookHost, webhookHost(cfg.Alerts.WebhookURL)).Logger(),
 		client: &http.Client{
 			Timeout:   alertTimeout,
@@ -145,8 +189,25 @@ func New(cfg configs.Agent, feed Feed, clock supervisor.Clock, log zerolog.Logge
 		retryBackoff: alertRetryBackoff,
 		queueSize:    alertQueueSize,
 		// Events from before this process are history, not news.
-		last: feed.LastSeq(),
-		lim:  newAlertLimiter(interval),
+		last:        feed.LastSeq(),
+		lim:         newAlertLimiter(interval),
+		restarts:    map[string][]time.Time{},
+		unrecovered: map[string]bool{},
+	}
+}
+
+// count records one alert's fate.
+func (a *Alerter) count(result string) {
+	switch result {
+	case ResultDelivered:
+		a.delivered.Add(1)
+	case ResultFailed:
+		a.failed.Add(1)
+	case ResultDropped:
+		a.dropped.Add(1)
+	}
+	if a.opts.OnDelivery != nil {
+		a.opts.OnDelivery(result)
 	}
 }
 
@@ -171,7 +232,7 @@ func (a *Alerter) Serve(ctx context.Context) error {
 
 	sub := a.feed.Subscribe(alertSubBuffer)
 	defer sub.Close()
-	a.log.Info().Dur(fieldMinInterval, a.interval).Msg("alert webhook enabled")
+	a.log.Info().Dur(fieldMinInterval, a.interval).Str(fieldFormat, a.format).Msg("alert webhook enabled")
 
 	queue := make(chan alertPayload, max(a.queueSize, 1))
 	done := make(chan error, 1)
@@ -238,13 +299,78 @@ func (a *Alerter) replay(queue chan<- alertPayload) bool {
 	}
 }
 
-// admit applies the rate limit and queues the alert without blocking.
+// admit turns one event into its alerts, if any, and queues them.
 func (a *Alerter) admit(ev challenge.Event, queue chan<- alertPayload) {
-	if !alertTypes[ev.Type] {
-		return
+	if alertTypes[ev.Type] {
+		if ev.Type == challenge.EventGaveUp {
+			a.unrecovered[ev.Challenge] = true
+		}
+		a.queueAlert(ev.Type, ev, ev.Message, ev.Error, queue)
 	}
+	switch ev.Type {
+	case challenge.EventRestarting:
+		if n, window, ok := a.crashLoop(ev); ok {
+			a.unrecovered[ev.Challenge] = true
+			msg := fmt.Sprintf("%d restarts within %s", n, window)
+			if ev.Message != "" {
+				msg += "; last: " + ev.Message
+			}
+			a.queueAlert(AlertCrashLoop, ev, msg, ev.Error, queue)
+		}
+	case challenge.EventHealthChanged:
+		healthy := string(challenge.HealthHealthy)
+		if (ev.Health == healthy || ev.To == healthy) && a.unrecovered[ev.Challenge] {
+			delete(a.unrecovered, ev.Challenge)
+			a.queueAlert(AlertRecovered, ev, "healthy again", "", queue)
+		}
+	case challenge.EventRemoved:
+		delete(a.restarts, ev.Challenge)
+		delete(a.unrecovered, ev.Challenge)
+	}
+}
+
+// crashLoop records a restart and reports whether it makes alert_after
+// restarts within window. Only the last alert_after times are kept.
+func (a *Alerter) crashLoop(ev challenge.Event) (n int, window time.Duration, ok bool) {
+	policy := a.restartPolicy(ev.Challenge)
+	n, window = policy.AlertAfter, policy.Window
+	if n <= 0 {
+		delete(a.restarts, ev.Challenge)
+		return n, window, false
+	}
+	if window <= 0 {
+		window = configs.BuiltinDefaults().Restart.Window
+	}
+	at := ev.Time
+	if at.IsZero() {
+		at = a.clock.Now()
+	}
+	times := append(a.restarts[ev.Challenge], at)
+	if len(times) > n {
+		times = append(times[:0], times[len(times)-n:]...)
+	}
+	a.restarts[ev.Challenge] = times
+	return n, window, len(times) == n && at.Sub(times[0]) < window
+}
+
+// restartPolicy is the restart section in force for name: its own, else
+// the config's defaults, else the built-in ones.
+func (a *Alerter) restartPolicy(name string) configs.Restart {
+	if a.opts.Config != nil {
+		if cfg := a.opts.Config(); cfg != nil {
+			if ch, ok := cfg.Challenge(name); ok {
+				return ch.Restart
+			}
+			return cfg.Defaults.Restart
+		}
+	}
+	return configs.BuiltinDefaults().Restart
+}
+
+// queueAlert applies the rate limit and queues the alert without blocking.
+func (a *Alerter) queueAlert(typ string, ev challenge.Event, msg, errText string, queue chan<- alertPayload) {
 	lim := a.lim
-	k := alertKey{challenge: ev.Challenge, typ: ev.Type}
+	k := alertKey{challenge: ev.Challenge, typ: typ}
 	now := a.clock.Now()
 	if !lim.due(k, now) {
 		lim.suppress(k, now)
@@ -253,20 +379,21 @@ func (a *Alerter) admit(ev challenge.Event, queue chan<- alertPayload) {
 	// Only this goroutine sends, so a free slot stays free until the send.
 	if len(queue) == cap(queue) {
 		lim.suppress(k, now) // the next alert of this kind reports it
-		a.dropped.Add(1)
-		a.log.Warn().Str(challenge.FieldEvent, ev.Type).Str(challenge.FieldChallenge, ev.Challenge).Uint64(challenge.FieldSeq, ev.Seq).
+		a.count(ResultDropped)
+		a.log.Warn().Str(challenge.FieldEvent, typ).Str(challenge.FieldChallenge, ev.Challenge).Uint64(challenge.FieldSeq, ev.Seq).
 			Uint64(fieldDropped, a.dropped.Load()).Msg("alert queue full (webhook slow or down); alert dropped")
 		return
 	}
 	// Messages may quote container output; chat clients render what they get.
 	ev.Message, ev.Error = challenge.Printable(ev.Message, true), challenge.Printable(ev.Error, true)
 	p := alertPayload{
-		Agent: a.agentID, Type: ev.Type, Challenge: ev.Challenge, Message: ev.Message, Error: ev.Error,
+		Agent: a.agentID, Type: typ, Challenge: ev.Challenge,
+		Message: challenge.Printable(msg, true), Error: challenge.Printable(errText, true),
 		Seq: ev.Seq, Time: ev.Time, Suppressed: lim.take(k, now), Event: ev,
 	}
 	select {
 	case queue <- p:
 	default: // unreachable while intake is the only sender; never block regardless
-		a.dropped.Add(1)
+		a.count(ResultDropped)
 	}
 }

@@ -267,7 +267,7 @@ func TestAlertsStartupBacklogButNotHistory(t *testing.T) {
 
 func TestAlertsDisabledWithoutURL(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	al := New(configs.Agent{ID: "x"}, newFakeFeed(), nil, zerolog.Nop())
+	al := New(configs.Agent{ID: "x"}, newFakeFeed(), nil, zerolog.Nop(), Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// nil while ctx is live: the supervisor drops the service.

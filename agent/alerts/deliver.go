@@ -3,7 +3,6 @@ package alerts
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,9 +33,9 @@ func (a *Alerter) deliverAll(ctx context.Context, queue <-chan alertPayload) (er
 // deliver tries one alert up to a.attempts times and logs one line if every
 // attempt failed.
 func (a *Alerter) deliver(ctx context.Context, p alertPayload) {
-	body, err := json.Marshal(p)
+	body, err := encode(a.format, p)
 	if err != nil {
-		a.failed.Add(1)
+		a.count(ResultFailed)
 		a.log.Error().Err(err).Str(challenge.FieldEvent, p.Type).Uint64(challenge.FieldSeq, p.Seq).Msg("alert not delivered: cannot encode")
 		return
 	}
@@ -46,7 +45,7 @@ func (a *Alerter) deliver(ctx context.Context, p alertPayload) {
 		attempt++
 		retry, perr := a.post(ctx, body, p.Seq)
 		if perr == nil {
-			a.delivered.Add(1)
+			a.count(ResultDelivered)
 			a.log.Debug().Str(challenge.FieldEvent, p.Type).Str(challenge.FieldChallenge, p.Challenge).Uint64(challenge.FieldSeq, p.Seq).
 				Int(fieldAttempts, attempt).Int(fieldSuppressed, p.Suppressed).Msg("alert delivered")
 			return
@@ -63,7 +62,7 @@ func (a *Alerter) deliver(ctx context.Context, p alertPayload) {
 	if ctx.Err() != nil {
 		err = fmt.Errorf("berth is stopping: %w", err)
 	}
-	a.failed.Add(1)
+	a.count(ResultFailed)
 	a.log.Warn().Err(err).Str(challenge.FieldEvent, p.Type).Str(challenge.FieldChallenge, p.Challenge).Uint64(challenge.FieldSeq, p.Seq).
 		Int(fieldAttempts, attempt).Msg("alert not delivered")
 }

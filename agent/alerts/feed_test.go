@@ -20,13 +20,15 @@ type fakeFeed struct {
 
 func newFakeFeed() *fakeFeed { return &fakeFeed{subs: map[*fakeSub]struct{}{}, page: 100} }
 
-// append commits e with the next seq and the current time, then offers it
-// to every subscriber.
+// append commits e with the next seq and, unless it has one, the current
+// time, then offers it to every subscriber.
 func (f *fakeFeed) append(e challenge.Event) challenge.Event {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	e.Seq = uint64(len(f.events)) + 1
-	e.Time = time.Now().UTC()
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
 	f.events = append(f.events, e)
 	for s := range f.subs {
 		select {

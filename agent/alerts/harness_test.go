@@ -45,13 +45,14 @@ type alertReceiver struct {
 	srv      *httptest.Server
 	requests atomic.Int64
 	got      chan alertPayload // payloads answered 2xx, in order
+	raw      chan []byte       // their bodies as sent
 	release  chan struct{}     // closed to free handlers that hang
 	once     sync.Once
 }
 
 func newAlertReceiver(tb testing.TB, respond func(n int64, w http.ResponseWriter, r *http.Request) int) *alertReceiver {
 	tb.Helper()
-	rc := &alertReceiver{got: make(chan alertPayload, 1000), release: make(chan struct{})}
+	rc := &alertReceiver{got: make(chan alertPayload, 1000), raw: make(chan []byte, 1000), release: make(chan struct{})}
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := rc.requests.Add(1)
 		body, err := io.ReadAll(r.Body)
@@ -71,6 +72,7 @@ func newAlertReceiver(tb testing.TB, respond func(n int64, w http.ResponseWriter
 				tb.Errorf("webhook body %s: %v", body, err)
 			}
 			rc.got <- p
+			rc.raw <- body
 		}
 		w.WriteHeader(status)
 	}))
@@ -102,6 +104,19 @@ func (rc *alertReceiver) next(tb testing.TB) alertPayload {
 	}
 }
 
+// nextRaw waits for the next delivered body as the webhook received it.
+func (rc *alertReceiver) nextRaw(tb testing.TB) []byte {
+	tb.Helper()
+	select {
+	case b := <-rc.raw:
+		<-rc.got // keep got in step
+		return b
+	case <-time.After(10 * time.Second):
+		tb.Fatal("no alert delivered within 10s")
+		return nil
+	}
+}
+
 // alertHarness runs one alerter against a feed and a local receiver.
 type alertHarness struct {
 	t       *testing.T
@@ -114,6 +129,8 @@ type alertHarness struct {
 	done    chan error
 	closed  bool
 	serving bool
+	opts    Options // set before build
+	format  string  // agent.alerts.format; set before build
 }
 
 // newAlertHarness makes a feed and a receiver for one alerter; build and
@@ -126,8 +143,8 @@ func newAlertHarness(t *testing.T, rc *alertReceiver) *alertHarness {
 
 // build creates the alerter; tune adjusts it before Serve.
 func (h *alertHarness) build(interval time.Duration, tune func(*Alerter)) {
-	cfg := configs.Agent{ID: "agent-alerts", Alerts: configs.AlertsConfig{WebhookURL: h.rc.srv.URL + "/hook/s3cr3t-token", MinInterval: interval}}
-	h.al = New(cfg, h.feed, h.clock, zerolog.New(h.log))
+	cfg := configs.Agent{ID: "agent-alerts", Alerts: configs.AlertsConfig{WebhookURL: h.rc.srv.URL + "/hook/s3cr3t-token", MinInterval: interval, Format: h.format}}
+	h.al = New(cfg, h.feed, h.clock, zerolog.New(h.log), h.opts)
 	if tune != nil {
 		tune(h.al)
 	}

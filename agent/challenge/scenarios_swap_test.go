@@ -97,9 +97,10 @@ func TestScenarioGoodSwap(t *testing.T) {
 	if f.obs.swapCount("completed") != 1 {
 		t.Fatal("swap end not reported")
 	}
-	if st := f.status(); st.Swap == nil || st.Swap.Phase != PhaseCompleted || !slices.Equal(st.Claims(), []string{newID}) {
-		t.Fatalf("status after the swap: %+v claims %v", st.Swap, st.Claims())
-	}
+	eventually(t, 2*time.Second, func() bool {
+		st := f.status()
+		return st.Swap != nil && st.Swap.Phase == PhaseCompleted && slices.Equal(st.Claims(), []string{newID})
+	}, "status after the swap: %+v", func() any { return *f.status() })
 
 	// keep_previous later the kept instance is removed, and its slot freed.
 	clk.Advance(10 * time.Second)
@@ -141,11 +142,12 @@ func TestScenarioSwapNeverHealthy(t *testing.T) {
 	if _, err := f.rt.InSlot(t.Context(), "web", "b"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("the failed version's instance is still there: %v", err)
 	}
-	st := f.status()
-	if st.ContainerID != "old01" || st.Version != "1.0.0" || st.State != Running || st.Swap == nil || st.Swap.Phase != PhaseRolledBack ||
-		st.Swap.Error == "" || !slices.Equal(st.Claims(), []string{"old01"}) {
-		t.Fatalf("status after the failed swap: %+v swap %+v", st, st.Swap)
-	}
+	// The owner publishes its status just after it stores the swap's end.
+	eventually(t, 2*time.Second, func() bool {
+		st := f.status()
+		return st.ContainerID == "old01" && st.Version == "1.0.0" && st.State == Running && st.Swap != nil &&
+			st.Swap.Phase == PhaseRolledBack && st.Swap.Error != "" && slices.Equal(st.Claims(), []string{"old01"})
+	}, "status after the failed swap: %+v", func() any { return *f.status() })
 	if f.rt.Count("stop", "old01") != 0 || scHasPlan(f.store) || f.obs.swapCount("failed") != 1 {
 		t.Fatalf("old01 stops %d, plan kept %v, failed swaps %d", f.rt.Count("stop", "old01"), scHasPlan(f.store), f.obs.swapCount("failed"))
 	}
