@@ -1,12 +1,13 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	domain "berth/agent/challenge"
 )
@@ -28,30 +29,42 @@ type challengeSwap struct {
 	} `json:"swap"`
 }
 
-func cmdSwap(args []string, stdout, stderr io.Writer) int {
+func newSwapCmd() *cobra.Command {
 	var wait bool
 	var timeout time.Duration
-	c, pos, ok := parseClient("swap", args, 2, stderr, func(fs *flag.FlagSet) {
-		fs.BoolVar(&wait, "wait", false, "wait until the swap completes or rolls back")
-		fs.DurationVar(&timeout, "timeout", 10*time.Minute, "how long --wait waits")
-	})
-	if !ok {
-		return exitInvalid
+	cmd := &cobra.Command{
+		Use:   "swap NAME VERSION",
+		Short: "Swap a challenge to another version, blue-green",
+		Long: `Start a blue-green swap of NAME to VERSION (a tag or a constraint such as
+"^1.5"). With --wait, follow the swap's phases until it completes (exit 0) or
+rolls back (exit 1).`,
+		Example: `  berth swap web 1.5.0
+  berth swap web "^1.5" --wait --timeout 5m`,
+		Args: exactArgs(2, "NAME VERSION"),
 	}
-	return startSwap(c, pos[0], "/swap", map[string]string{"version": pos[1]}, wait, timeout, stdout, stderr)
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the swap completes or rolls back")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long --wait waits")
+	return clientCmd(cmd, func(c *apiClient, args []string, stdout, stderr io.Writer) int {
+		return startSwap(c, args[0], "/swap", map[string]string{"version": args[1]}, wait, timeout, stdout, stderr)
+	})
 }
 
-func cmdRollback(args []string, stdout, stderr io.Writer) int {
+func newRollbackCmd() *cobra.Command {
 	var wait bool
 	var timeout time.Duration
-	c, pos, ok := parseClient("rollback", args, 1, stderr, func(fs *flag.FlagSet) {
-		fs.BoolVar(&wait, "wait", false, "wait until the rollback completes")
-		fs.DurationVar(&timeout, "timeout", 10*time.Minute, "how long --wait waits")
-	})
-	if !ok {
-		return exitInvalid
+	cmd := &cobra.Command{
+		Use:   "rollback NAME",
+		Short: "Swap a challenge back to its previous version",
+		Long: `Swap NAME back to its previous version, blue-green. With --wait, follow the
+swap's phases until it completes.`,
+		Example: "  berth rollback web --wait",
+		Args:    exactArgs(1, "NAME"),
 	}
-	return startSwap(c, pos[0], "/rollback", nil, wait, timeout, stdout, stderr)
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the rollback completes")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long --wait waits")
+	return clientCmd(cmd, func(c *apiClient, args []string, stdout, stderr io.Writer) int {
+		return startSwap(c, args[0], "/rollback", nil, wait, timeout, stdout, stderr)
+	})
 }
 
 func startSwap(c *apiClient, name, action string, body any, wait bool, timeout time.Duration, stdout, stderr io.Writer) int {
