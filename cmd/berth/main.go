@@ -101,14 +101,18 @@ Exit codes: 0 success, 1 the operation failed, 2 usage or validation error.`,
 		newRunCmd(),
 		newConfigCmd(),
 		newStatusCmd(),
+		newInspectCmd(),
 		newSwapCmd(),
 		newRestartCmd(),
 		newRollbackCmd(),
+		newReloadCmd(),
+		newRmCmd(),
 		newEventsCmd(),
 		newLogsCmd(),
 		newCheckpointCmd(),
 		newHealthcheckCmd(),
 		newVersionCmd(),
+		newCompletionCmd(),
 	)
 	root.InitDefaultHelpCmd()
 	for _, c := range root.Commands() {

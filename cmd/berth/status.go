@@ -33,24 +33,26 @@ type challengeView struct {
 func newStatusCmd() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
-		Use:     "status",
+		Use:     "status [NAME]",
 		Aliases: []string{"ps"},
 		Short:   "Show the challenges' state",
 		Long: `Show each challenge's version, lifecycle state, health, restarts, uptime and
-endpoint; -o json prints the challenge objects.`,
+endpoint, or only NAME's. -o wide adds the upstream, slot, image digest,
+previous version and last error; -o json prints the challenge objects.`,
 		Example: `  berth status
+  berth status web -o wide
   berth ps -o json`,
-		Args: exactArgs(0, "none"),
+		Args: cobra.MaximumNArgs(1),
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output: table or json")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output: table, wide or json")
 	return clientCmd(cmd, func(c *apiClient, args []string, stdout, stderr io.Writer) int {
 		return cmdStatus(c, args, output, stdout, stderr)
 	})
 }
 
 func cmdStatus(c *apiClient, args []string, output string, stdout, stderr io.Writer) int {
-	if output != "table" && output != "json" {
-		fmt.Fprintf(stderr, "berth status: -o %q: use table or json\n", output)
+	if output != "table" && output != "wide" && output != "json" {
+		fmt.Fprintf(stderr, "berth status: -o %q: use table, wide or json\n", output)
 		return exitInvalid
 	}
 	path := "/v1/challenges"
