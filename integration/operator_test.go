@@ -74,9 +74,9 @@ func TestCLIAgainstRunningBerth(t *testing.T) {
 	}
 	waitCLIHealthy(1)
 
-	// swap --wait follows the phases to the end (plain lines off a terminal).
+	// swap --wait --drain follows the phases to the end (plain lines off a terminal).
 	reg.PushChallenge(t, "berth-it/echo", "1.1.0", nil)
-	code, out = runCLI(t, env, "swap", "echo", "1.1.0", "--wait", "--timeout", "2m")
+	code, out = runCLI(t, env, "swap", "echo", "1.1.0", "--wait", "--drain", "--timeout", "2m")
 	if code != 0 || !strings.Contains(out, "echo: completed") || !strings.Contains(out, "1.0.0 → 1.1.0") {
 		t.Errorf("swap --wait: exit %d\n%s", code, out)
 	}
