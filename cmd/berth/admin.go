@@ -31,8 +31,7 @@ func newInspectCmd() *cobra.Command {
 		if err := json.Indent(&buf, raw, "", "  "); err != nil {
 			return fail(stderr, err)
 		}
-		buf.WriteByte('\n')
-		_, _ = buf.WriteTo(stdout)
+		fmt.Fprintln(stdout, printableJSON(buf.String()))
 		return exitOK
 	})
 }

@@ -89,7 +89,7 @@ func checkpointList(c *apiClient, output string, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	if output == "json" {
-		fmt.Fprintln(stdout, string(raw))
+		fmt.Fprintln(stdout, printableJSON(string(raw)))
 		return exitOK
 	}
 	var list []struct {

@@ -11,8 +11,11 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -116,7 +119,7 @@ func cmdEvents(c *apiClient, o eventsOptions, stdout, stderr io.Writer) int {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		if output == "json" {
-			fmt.Fprintln(stdout, sc.Text())
+			fmt.Fprintln(stdout, printableJSON(sc.Text()))
 			continue
 		}
 		var ev struct {
@@ -205,4 +208,27 @@ func copyPrintable(w io.Writer, r io.Reader) error {
 			return err
 		}
 	}
+}
+
+// printableJSON escapes, as \uXXXX, the runes of a JSON text a terminal
+// would act on: encoding/json leaves C1 controls (such as the 8-bit CSI
+// U+009B), DEL and bidi overrides raw inside strings, and they may come from
+// a challenge's output. Outside strings JSON holds only spaces, tabs and
+// newlines, so the text stays the same JSON.
+func printableJSON(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			b.WriteString(`\ufffd`)
+		case r == '\n' || r == '\t' || r == '\r' || r == ' ':
+			b.WriteRune(r)
+		case unicode.IsControl(r) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

@@ -64,7 +64,7 @@ func cmdStatus(c *apiClient, args []string, output string, stdout, stderr io.Wri
 		return fail(stderr, err)
 	}
 	if output == "json" {
-		fmt.Fprintln(stdout, string(raw))
+		fmt.Fprintln(stdout, printableJSON(string(raw)))
 		return exitOK
 	}
 	var list []challengeView
