@@ -225,3 +225,20 @@ func TestBuildInfo(t *testing.T) {
 		})
 	}
 }
+
+// TestCompleteChallengeNames: NAME arguments complete from the running
+// berth's challenges, with the client flags and the token.
+func TestCompleteChallengeNames(t *testing.T) {
+	api := newAdminAPI(t)
+	t.Setenv("BERTH_TOKEN", token)
+	for _, cmd := range []string{"inspect", "rm", "restart", "logs", "swap", "rollback", "status"} {
+		code, stdout, stderr := runCLI(t, "__complete", cmd, "--addr", api.URL, "")
+		if code != exitOK || !strings.HasPrefix(stdout, "web\n") || !strings.Contains(stdout, ":4\n") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want web and no file completion", cmd, code, stdout, stderr)
+		}
+	}
+	// The second argument of swap (a version) is not a name.
+	if _, stdout, _ := runCLI(t, "__complete", "swap", "web", "--addr", api.URL, ""); strings.Contains(stdout, "web") {
+		t.Errorf("swap VERSION completed with names: %q", stdout)
+	}
+}

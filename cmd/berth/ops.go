@@ -34,7 +34,43 @@ func clientCmd(cmd *cobra.Command, fn func(c *apiClient, args []string, stdout, 
 		}
 		return exit(fn(c, args, cmd.OutOrStdout(), cmd.ErrOrStderr()))
 	}
+	// A first argument NAME completes from the running berth's challenges.
+	if arg := strings.TrimPrefix(cmd.Use, cmd.Name()); strings.HasPrefix(arg, " NAME") || strings.HasPrefix(arg, " [NAME]") {
+		cmd.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			c, err := cf.client()
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return challengeNames(c), cobra.ShellCompDirectiveNoFileComp
+		}
+	}
 	return cmd
+}
+
+// challengeNames completes a NAME argument from the running berth; a shell
+// waiting on a completion gets nothing rather than a hang.
+func challengeNames(c *apiClient) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	resp, err := c.request(ctx, "GET", "/v1/challenges", nil)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var list []struct {
+		Name string `json:"name"`
+	}
+	if json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&list) != nil {
+		return nil
+	}
+	names := make([]string, 0, len(list))
+	for _, ch := range list {
+		names = append(names, ch.Name)
+	}
+	return names
 }
 
 func fail(stderr io.Writer, err error) int {
