@@ -37,7 +37,6 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 // command and subcommand, printing a description, an example and the flags.
 func TestHelpOnEveryCommand(t *testing.T) {
 	root := newRootCmd(io.Discard, io.Discard)
-	root.InitDefaultHelpCmd()
 	paths := commandPaths(root)
 	if len(paths) < 15 {
 		t.Fatalf("only %d commands found: %v", len(paths), paths)
@@ -63,6 +62,20 @@ func TestHelpOnEveryCommand(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestHelpCommand: "berth help CMD" prints CMD's help, exit 0.
+func TestHelpCommand(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"help", "status"}, {"help", "checkpoint", "restore"}, {"help", "ps"}} {
+		code, stdout, stderr := runCLI(t, args...)
+		want := "Usage:\n  berth " + strings.Join(args[1:], " ")
+		if len(args) > 1 && args[1] == "ps" {
+			want = "Usage:\n  berth status"
+		}
+		if code != exitOK || stderr != "" || !strings.Contains(stdout, want) {
+			t.Errorf("%q: exit %d, stderr %q, stdout lacks %q:\n%s", args, code, stderr, want, stdout)
 		}
 	}
 }
@@ -116,6 +129,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"healthcheck", "extra"},
 		{"healthcheck", "--timeout", "x"},
 		{"version", "extra"},
+		{"help", "nope"},
+		{"help", "checkpoint", "nope"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			code, stdout, stderr := runCLI(t, args...)
