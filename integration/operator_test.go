@@ -60,6 +60,26 @@ func TestCLIAgainstRunningBerth(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 || list[0]["name"] != "echo" {
 		t.Errorf("ps -o json: exit %d\n%s", code, out)
 	}
+	code, out = runCLI(t, env, "status", "echo", "-o", "wide")
+	if code != 0 || !strings.Contains(out, "UPSTREAM") || !strings.Contains(out, "echo") {
+		t.Errorf("status echo -o wide: exit %d\n%s", code, out)
+	}
+	code, out = runCLI(t, env, "inspect", "echo")
+	var obj map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &obj) != nil || obj["name"] != "echo" || obj["image"] == "" {
+		t.Errorf("inspect echo: exit %d\n%s", code, out)
+	}
+	if code, out = runCLI(t, env, "inspect", "nope"); code != 1 || !strings.Contains(out, "nope") {
+		t.Errorf("inspect nope: exit %d\n%s", code, out)
+	}
+	code, out = runCLI(t, env, "reload")
+	if code != 0 || !strings.Contains(out, "added:") || !strings.Contains(out, "removed:") {
+		t.Errorf("reload: exit %d\n%s", code, out)
+	}
+	// echo is declared in the config file: the API refuses to remove it.
+	if code, out = runCLI(t, env, "rm", "echo"); code != 1 || !strings.Contains(out, "config") {
+		t.Errorf("rm of a config-managed challenge: exit %d\n%s", code, out)
+	}
 	code, out = runCLI(t, env, "events", "--challenge", "echo")
 	if code != 0 || !strings.Contains(out, "started") {
 		t.Errorf("events: exit %d\n%s", code, out)
@@ -74,9 +94,9 @@ func TestCLIAgainstRunningBerth(t *testing.T) {
 	}
 	waitCLIHealthy(1)
 
-	// swap --wait follows the phases to the end (plain lines off a terminal).
+	// swap --wait --drain follows the phases to the end (plain lines off a terminal).
 	reg.PushChallenge(t, "berth-it/echo", "1.1.0", nil)
-	code, out = runCLI(t, env, "swap", "echo", "1.1.0", "--wait", "--timeout", "2m")
+	code, out = runCLI(t, env, "swap", "echo", "1.1.0", "--wait", "--drain", "--timeout", "2m")
 	if code != 0 || !strings.Contains(out, "echo: completed") || !strings.Contains(out, "1.0.0 → 1.1.0") {
 		t.Errorf("swap --wait: exit %d\n%s", code, out)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 const defaultAddr = "http://127.0.0.1:7070"
@@ -25,27 +26,27 @@ type apiClient struct {
 	http  *http.Client
 }
 
-// clientFlags registers --addr, --token and --token-file on fs.
+// clientFlags holds --addr, --token and --token-file of a client command.
 type clientFlags struct {
-	addr, token, tokenFile *string
+	addr, token, tokenFile string
 }
 
-func addClientFlags(fs *flag.FlagSet) clientFlags {
-	return clientFlags{
-		addr:      fs.String("addr", "", "admin API address (default $BERTH_ADDR or "+defaultAddr+")"),
-		token:     fs.String("token", "", "bearer token (default $BERTH_TOKEN)"),
-		tokenFile: fs.String("token-file", "", "file holding the bearer token"),
-	}
+func addClientFlags(fs *pflag.FlagSet) *clientFlags {
+	f := &clientFlags{}
+	fs.StringVar(&f.addr, "addr", "", "admin API address (default $BERTH_ADDR or "+defaultAddr+")")
+	fs.StringVar(&f.token, "token", "", "bearer token (default $BERTH_TOKEN)")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the bearer token")
+	return f
 }
 
-func (f clientFlags) client() (*apiClient, error) {
-	addr := firstNonEmpty(*f.addr, os.Getenv("BERTH_ADDR"), defaultAddr)
+func (f *clientFlags) client() (*apiClient, error) {
+	addr := firstNonEmpty(f.addr, os.Getenv("BERTH_ADDR"), defaultAddr)
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
-	token := firstNonEmpty(*f.token, os.Getenv("BERTH_TOKEN"))
-	if *f.tokenFile != "" {
-		b, err := os.ReadFile(*f.tokenFile)
+	token := firstNonEmpty(f.token, os.Getenv("BERTH_TOKEN"))
+	if f.tokenFile != "" {
+		b, err := os.ReadFile(f.tokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("--token-file: %w", err)
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,34 +9,44 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	domain "berth/agent/challenge"
 )
 
-// cmdHealthcheck exits 0 when berth answers GET /healthz (or /readyz with
-// --ready) with 200, and 1 otherwise. It needs no token, shell or curl, so
-// a container HEALTHCHECK can run it in an image that holds only berth.
-func cmdHealthcheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "", "admin API address (default $BERTH_ADDR or "+defaultAddr+")")
-	ready := fs.Bool("ready", false, "check /readyz instead of /healthz")
-	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
-	if err := fs.Parse(args); err != nil {
-		return exitInvalid
+func newHealthcheckCmd() *cobra.Command {
+	var addr string
+	var ready bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "healthcheck",
+		Short: "Exit 0 when berth answers its health check",
+		Long: `Exit 0 when berth answers GET /healthz (or /readyz with --ready) with 200, and 1
+otherwise. It needs no token, shell or curl, so a container HEALTHCHECK can run
+it in an image that holds only berth.`,
+		Example: `  berth healthcheck
+  berth healthcheck --ready --addr http://127.0.0.1:7070`,
+		Args: exactArgs(0, "none"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return exit(cmdHealthcheck(addr, ready, timeout, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: berth healthcheck [--addr URL] [--ready] [--timeout DURATION]")
-		return exitInvalid
-	}
-	base := firstNonEmpty(*addr, os.Getenv("BERTH_ADDR"), defaultAddr)
+	cmd.Flags().StringVar(&addr, "addr", "", "admin API address (default $BERTH_ADDR or "+defaultAddr+")")
+	cmd.Flags().BoolVar(&ready, "ready", false, "check /readyz instead of /healthz")
+	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Second, "give up after this long")
+	return cmd
+}
+
+func cmdHealthcheck(addr string, ready bool, timeout time.Duration, stdout, stderr io.Writer) int {
+	base := firstNonEmpty(addr, os.Getenv("BERTH_ADDR"), defaultAddr)
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
 	path := "/healthz"
-	if *ready {
+	if ready {
 		path = "/readyz"
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+path, nil)
 	if err != nil {

@@ -4,13 +4,15 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
 
 	"berth/agent"
 	"berth/configs"
@@ -30,76 +32,176 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// exitError ends a command with a code once the command has printed why.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// exit turns a command's exit code into the error cobra carries back to run.
+func exit(code int) error {
+	if code == exitOK {
+		return nil
+	}
+	return exitError(code)
+}
+
+// run executes one command line. Commands print their own errors and return
+// an exitError; any other error comes from cobra's parsing (unknown command
+// or flag, wrong argument count) and is a usage error.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		usage(stderr)
-		return exitInvalid
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(normalizeFlags(root, args))
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return exitOK
 	}
-	switch args[0] {
-	case "run":
-		return cmdRun(args[1:], stdout, stderr)
-	case "config":
-		if len(args) >= 2 && args[1] == "validate" {
-			return cmdValidate(args[2:], stdout, stderr)
+	var code exitError
+	if errors.As(err, &code) {
+		return int(code)
+	}
+	if cmd == nil {
+		cmd = root
+	}
+	fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", cmd.CommandPath(), err, cmd.CommandPath())
+	return exitInvalid
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "berth",
+		Short: "berth supervises challenge containers beside a Docker Engine",
+		Long: `berth supervises challenge containers beside a Docker Engine: it pulls,
+starts, health-checks, restarts and swaps them, and proxies traffic to them.
+
+berth run starts the supervisor; the other commands talk to a running berth
+through its admin API at --addr (BERTH_ADDR, default ` + defaultAddr + `)
+with --token (BERTH_TOKEN) or --token-file.
+Exit codes: 0 success, 1 the operation failed, 2 usage or validation error.`,
+		Example: `  berth run --config /etc/berth/berth.yaml
+  berth status
+  berth swap web 1.5.0 --wait`,
+		Version:           versionLine(),
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unknown command %q", args[0])
+			}
+			// A bare berth is a usage error: the help goes to stderr.
+			cmd.SetOut(stderr)
+			_ = cmd.Usage()
+			return exitError(exitInvalid)
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
+	root.AddCommand(
+		newRunCmd(),
+		newConfigCmd(),
+		newStatusCmd(),
+		newInspectCmd(),
+		newSwapCmd(),
+		newRestartCmd(),
+		newRollbackCmd(),
+		newReloadCmd(),
+		newRmCmd(),
+		newEventsCmd(),
+		newLogsCmd(),
+		newCheckpointCmd(),
+		newHealthcheckCmd(),
+		newVersionCmd(),
+		newCompletionCmd(),
+	)
+	root.SetHelpCommand(newHelpCmd(root))
+	return root
+}
+
+// newHelpCmd is cobra's help command, but an unknown topic is a usage error
+// (exit 2) rather than the root's help and exit 0.
+func newHelpCmd(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:     "help [COMMAND]",
+		Short:   "Help about any command",
+		Long:    "Print the help of a command: its description, an example and its flags.",
+		Example: "  berth help swap\n  berth help checkpoint restore",
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			cmd, _, err := root.Find(args)
+			if err != nil || cmd == nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var names []cobra.Completion
+			for _, sub := range cmd.Commands() {
+				if sub.IsAvailableCommand() {
+					names = append(names, sub.Name())
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(_ *cobra.Command, args []string) error {
+			cmd, rest, err := root.Find(args)
+			if err != nil || cmd == nil || (len(rest) > 0 && cmd.HasSubCommands()) {
+				return fmt.Errorf("unknown help topic %q", strings.Join(args, " "))
+			}
+			cmd.InitDefaultHelpFlag()
+			cmd.InitDefaultVersionFlag()
+			return cmd.Help()
+		},
+	}
+}
+
+// groupRunE makes a command that only groups subcommands fail with its usage
+// when run bare or with an unknown subcommand (cobra would print help and
+// exit 0).
+func groupRunE(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s: unknown subcommand %q\n", cmd.CommandPath(), args[0])
+	}
+	cmd.SetOut(cmd.ErrOrStderr())
+	_ = cmd.Usage()
+	return exitError(exitInvalid)
+}
+
+// exactArgs is cobra.ExactArgs naming the arguments in its error.
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return fmt.Errorf("expected %d argument(s) (%s), got %d", n, names, len(args))
 		}
-		fmt.Fprintln(stderr, "usage: berth config validate PATH")
-		return exitInvalid
-	case "status", "ps":
-		return cmdStatus(args[1:], stdout, stderr)
-	case "restart":
-		return cmdRestart(args[1:], stdout, stderr)
-	case "swap":
-		return cmdSwap(args[1:], stdout, stderr)
-	case "rollback":
-		return cmdRollback(args[1:], stdout, stderr)
-	case "events":
-		return cmdEvents(args[1:], stdout, stderr)
-	case "logs":
-		return cmdLogs(args[1:], stdout, stderr)
-	case "checkpoint":
-		return cmdCheckpoint(args[1:], stdout, stderr)
-	case "healthcheck":
-		return cmdHealthcheck(args[1:], stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "berth", version)
-		return exitOK
-	case "help", "-h", "--help":
-		usage(stdout)
-		return exitOK
-	default:
-		fmt.Fprintf(stderr, "berth: unknown command %q\n", args[0])
-		usage(stderr)
-		return exitInvalid
+		return nil
 	}
 }
 
-func usage(w io.Writer) {
-	fmt.Fprint(w, `usage:
-  berth run --config PATH [--data-dir DIR] [--log-format json|console] [--log-level LEVEL] [--cpu-profile FILE]
-  berth config validate PATH
-  berth status [-o table|json]            (alias: ps)
-  berth swap NAME VERSION [--wait] [--timeout DURATION]
-  berth restart NAME
-  berth rollback NAME [--wait]
-  berth events [-f] [--challenge NAME] [--since SEQ] [-o text|json]
-  berth logs NAME [-f] [--tail N]
-  berth checkpoint create | list | verify FILE | restore FILE --data-dir DIR
-  berth version
-  berth healthcheck [--addr URL] [--ready] [--timeout DURATION]   (exit 0 when /healthz answers 200)
-client commands take --addr (BERTH_ADDR, default http://127.0.0.1:7070),
---token (BERTH_TOKEN) or --token-file.
-`)
+func newConfigCmd() *cobra.Command {
+	cfg := &cobra.Command{
+		Use:     "config",
+		Short:   "Work with berth's config files",
+		Example: "  berth config validate /etc/berth/berth.yaml",
+		Args:    cobra.ArbitraryArgs,
+		RunE:    groupRunE,
+	}
+	cfg.AddCommand(&cobra.Command{
+		Use:   "validate PATH",
+		Short: "Check a config file and its challenge files without starting anything",
+		Long: `Check a config file and its challenge directories the way berth run loads
+them, without this shell's BERTH_* variables. Prints "ok" and exits 0, or
+prints "PATH:LINE: message" lines and exits 2.`,
+		Example: "  berth config validate /etc/berth/berth.yaml",
+		Args:    exactArgs(1, "PATH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return exit(cmdValidate(args[0], cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
+	})
+	return cfg
 }
 
-func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	if len(args) != 1 {
-		fmt.Fprintln(stderr, "usage: berth config validate PATH")
-		return exitInvalid
-	}
+func cmdValidate(path string, stdout, stderr io.Writer) int {
 	// The same load as berth run, but without this shell's BERTH_* variables:
 	// the service reads its own environment, and validate checks the files.
 	noEnv := func(string) string { return "" }
-	if _, err := configs.LoadAll(args[0], noEnv); err != nil {
+	if _, err := configs.LoadAll(path, noEnv); err != nil {
 		printConfigError(stderr, err)
 		return exitInvalid
 	}
@@ -118,36 +220,52 @@ func printConfigError(w io.Writer, err error) {
 	fmt.Fprintln(w, err)
 }
 
-func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "config file (YAML)")
-	dataDir := fs.String("data-dir", "", "override agent.data_dir")
-	logFormat := fs.String("log-format", "", "json or console (overrides agent.log.format)")
-	logLevel := fs.String("log-level", "", "trace, debug, info, warn or error (overrides agent.log.level)")
-	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile (pprof) of the whole run to this file")
-	if err := fs.Parse(args); err != nil {
-		return exitInvalid
+type runOptions struct {
+	configPath, dataDir, logFormat, logLevel, cpuProfile string
+}
+
+func newRunCmd() *cobra.Command {
+	var o runOptions
+	cmd := &cobra.Command{
+		Use:   "run --config PATH",
+		Short: "Run the supervisor",
+		Long: `Run the supervisor: load the config, start the admin API and the proxy,
+and supervise the challenges until SIGINT or SIGTERM. SIGHUP reloads the config.`,
+		Example: `  berth run --config /etc/berth/berth.yaml
+  berth run --config berth.yaml --data-dir /tmp/berth --log-format console --log-level debug`,
+		Args: exactArgs(0, "none"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.configPath == "" {
+				return errors.New("--config is required")
+			}
+			return exit(cmdRun(o, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
-	if *configPath == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: berth run --config PATH [--data-dir DIR] [--log-format json|console] [--log-level LEVEL]")
-		return exitInvalid
-	}
-	cfg, err := configs.LoadAll(*configPath, os.Getenv)
+	f := cmd.Flags()
+	f.StringVar(&o.configPath, "config", "", "config file (YAML)")
+	f.StringVar(&o.dataDir, "data-dir", "", "override agent.data_dir")
+	f.StringVar(&o.logFormat, "log-format", "", "json or console (overrides agent.log.format)")
+	f.StringVar(&o.logLevel, "log-level", "", "trace, debug, info, warn or error (overrides agent.log.level)")
+	f.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile (pprof) of the whole run to this file")
+	return cmd
+}
+
+func cmdRun(o runOptions, stdout, stderr io.Writer) int {
+	cfg, err := configs.LoadAll(o.configPath, os.Getenv)
 	if err != nil {
 		printConfigError(stderr, err)
 		return exitInvalid
 	}
 	// Flags win over the file and the environment; they set agent settings
 	// only, which a reload keeps.
-	if *dataDir != "" {
-		cfg.Agent.DataDir = *dataDir
+	if o.dataDir != "" {
+		cfg.Agent.DataDir = o.dataDir
 	}
-	if *logFormat != "" {
-		cfg.Agent.Log.Format = *logFormat
+	if o.logFormat != "" {
+		cfg.Agent.Log.Format = o.logFormat
 	}
-	if *logLevel != "" {
-		cfg.Agent.Log.Level = *logLevel
+	if o.logLevel != "" {
+		cfg.Agent.Log.Level = o.logLevel
 	}
 	log, err := agent.NewLogger(stdout, cfg.Agent.Log.Level, cfg.Agent.Log.Format, os.Getenv)
 	if err != nil {
@@ -178,8 +296,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}()
-	if *cpuProfile != "" {
-		stopProfile, err := startCPUProfile(*cpuProfile)
+	if o.cpuProfile != "" {
+		stopProfile, err := startCPUProfile(o.cpuProfile)
 		if err != nil {
 			log.Error().Err(err).Msg("berth cannot start")
 			return exitFailed

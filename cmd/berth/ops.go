@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -14,74 +13,64 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
 
 	domain "berth/agent/challenge"
 )
 
-// challengeView is the subset of the challenge object the CLI prints.
-type challengeView struct {
-	Name      string     `json:"name"`
-	Version   string     `json:"version"`
-	State     string     `json:"state"`
-	Health    string     `json:"health"`
-	Restarts  int        `json:"restarts"`
-	StartedAt *time.Time `json:"started_at"`
-	Endpoint  string     `json:"endpoint"`
-}
-
-// parseClient parses flags for a client command; nargs < 0 means any count.
-func parseClient(name string, args []string, nargs int, stderr io.Writer, extra func(fs *flag.FlagSet)) (*apiClient, []string, bool) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cf := addClientFlags(fs)
-	if extra != nil {
-		extra(fs)
-	}
-	if err := fs.Parse(interleave(args)); err != nil {
-		return nil, nil, false
-	}
-	if nargs >= 0 && fs.NArg() != nargs {
-		fmt.Fprintf(stderr, "berth %s: expected %d argument(s), got %d\n", name, nargs, fs.NArg())
-		return nil, nil, false
-	}
-	c, err := cf.client()
-	if err != nil {
-		fmt.Fprintln(stderr, "berth:", err)
-		return nil, nil, false
-	}
-	return c, fs.Args(), true
-}
-
-// interleave moves flags before positional arguments so "logs NAME -f" works.
-func interleave(args []string) []string {
-	var flags, pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			pos = append(pos, args[i+1:]...)
-			break
+// clientCmd completes a command that talks to the admin API: it adds the
+// client flags and runs fn with a client built from them.
+func clientCmd(cmd *cobra.Command, fn func(c *apiClient, args []string, stdout, stderr io.Writer) int) *cobra.Command {
+	cf := addClientFlags(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := cf.client()
+		if err != nil {
+			fmt.Fprintln(cmd.ErrOrStderr(), "berth:", err)
+			return exitError(exitInvalid)
 		}
-		if strings.HasPrefix(a, "-") {
-			flags = append(flags, a)
-			if !strings.Contains(a, "=") && i+1 < len(args) && takesValue(a) {
-				flags = append(flags, args[i+1])
-				i++
+		return exit(fn(c, args, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+	}
+	// A first argument NAME completes from the running berth's challenges.
+	if arg := strings.TrimPrefix(cmd.Use, cmd.Name()); strings.HasPrefix(arg, " NAME") || strings.HasPrefix(arg, " [NAME]") {
+		cmd.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
 			}
-			continue
+			c, err := cf.client()
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return challengeNames(c), cobra.ShellCompDirectiveNoFileComp
 		}
-		pos = append(pos, a)
 	}
-	return append(flags, pos...)
+	return cmd
 }
 
-func takesValue(flagName string) bool {
-	switch strings.TrimLeft(flagName, "-") {
-	case "f", "follow", "wait", "w":
-		return false
+// challengeNames completes a NAME argument from the running berth; a shell
+// waiting on a completion gets nothing rather than a hang.
+func challengeNames(c *apiClient) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	resp, err := c.request(ctx, "GET", "/v1/challenges", nil)
+	if err != nil {
+		return nil
 	}
-	return true
+	defer resp.Body.Close()
+	var list []struct {
+		Name string `json:"name"`
+	}
+	if json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&list) != nil {
+		return nil
+	}
+	names := make([]string, 0, len(list))
+	for _, ch := range list {
+		names = append(names, ch.Name)
+	}
+	return names
 }
 
 func fail(stderr io.Writer, err error) int {
@@ -89,54 +78,20 @@ func fail(stderr io.Writer, err error) int {
 	return exitFailed
 }
 
-func cmdStatus(args []string, stdout, stderr io.Writer) int {
-	var output string
-	c, _, ok := parseClient("status", args, 0, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&output, "o", "table", "output: table or json")
-	})
-	if !ok {
-		return exitInvalid
-	}
-	var raw json.RawMessage
-	if err := c.call("GET", "/v1/challenges", nil, &raw); err != nil {
-		return fail(stderr, err)
-	}
-	switch output {
-	case "json":
-		fmt.Fprintln(stdout, string(raw))
-		return exitOK
-	case "table":
-	default:
-		fmt.Fprintf(stderr, "berth status: -o %q: use table or json\n", output)
-		return exitInvalid
-	}
-	var list []challengeView
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return fail(stderr, err)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tVERSION\tSTATE\tHEALTH\tRESTARTS\tUPTIME\tENDPOINT")
-	for _, ch := range list {
-		uptime := "-"
-		if ch.StartedAt != nil && ch.State == "running" {
-			uptime = time.Since(*ch.StartedAt).Round(time.Second).String()
+func newRestartCmd() *cobra.Command {
+	return clientCmd(&cobra.Command{
+		Use:     "restart NAME",
+		Short:   "Restart a challenge's container",
+		Long:    "Restart a challenge's container; this also clears a challenge berth gave up on.",
+		Example: "  berth restart web",
+		Args:    exactArgs(1, "NAME"),
+	}, func(c *apiClient, args []string, stdout, stderr io.Writer) int {
+		if err := c.call("POST", "/v1/challenges/"+url.PathEscape(args[0])+"/restart", nil, nil); err != nil {
+			return fail(stderr, err)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", ch.Name, ch.Version, ch.State, ch.Health, ch.Restarts, uptime, ch.Endpoint)
-	}
-	tw.Flush()
-	return exitOK
-}
-
-func cmdRestart(args []string, stdout, stderr io.Writer) int {
-	c, pos, ok := parseClient("restart", args, 1, stderr, nil)
-	if !ok {
-		return exitInvalid
-	}
-	if err := c.call("POST", "/v1/challenges/"+url.PathEscape(pos[0])+"/restart", nil, nil); err != nil {
-		return fail(stderr, err)
-	}
-	fmt.Fprintf(stdout, "%s: restarting\n", pos[0])
-	return exitOK
+		fmt.Fprintf(stdout, "%s: restarting\n", args[0])
+		return exitOK
+	})
 }
 
 // streamContext ends on SIGINT/SIGTERM so follow modes exit cleanly.
@@ -144,18 +99,33 @@ func streamContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-func cmdEvents(args []string, stdout, stderr io.Writer) int {
-	var follow bool
-	var challenge, since, output string
-	c, _, ok := parseClient("events", args, 0, stderr, func(fs *flag.FlagSet) {
-		fs.BoolVar(&follow, "f", false, "follow new events")
-		fs.StringVar(&challenge, "challenge", "", "only this challenge")
-		fs.StringVar(&since, "since", "", "events after this sequence number")
-		fs.StringVar(&output, "o", "text", "output: text or json")
-	})
-	if !ok {
-		return exitInvalid
+func newEventsCmd() *cobra.Command {
+	var o eventsOptions
+	cmd := &cobra.Command{
+		Use:   "events",
+		Short: "Print berth's events",
+		Long: `Print berth's events (starts, exits, health changes, swaps, alerts), oldest
+first. With -f, keep printing new events until interrupted.`,
+		Example: `  berth events --challenge web
+  berth events -f -o json`,
+		Args: exactArgs(0, "none"),
 	}
+	cmd.Flags().BoolVarP(&o.follow, "follow", "f", false, "follow new events")
+	cmd.Flags().StringVar(&o.challenge, "challenge", "", "only this challenge")
+	cmd.Flags().StringVar(&o.since, "since", "", "events after this sequence number")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output: text or json")
+	return clientCmd(cmd, func(c *apiClient, _ []string, stdout, stderr io.Writer) int {
+		return cmdEvents(c, o, stdout, stderr)
+	})
+}
+
+type eventsOptions struct {
+	follow                   bool
+	challenge, since, output string
+}
+
+func cmdEvents(c *apiClient, o eventsOptions, stdout, stderr io.Writer) int {
+	follow, challenge, since, output := o.follow, o.challenge, o.since, o.output
 	if output != "text" && output != "json" {
 		fmt.Fprintf(stderr, "berth events: -o %q: use text or json\n", output)
 		return exitInvalid
@@ -185,7 +155,7 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		if output == "json" {
-			fmt.Fprintln(stdout, sc.Text())
+			fmt.Fprintln(stdout, printableJSON(sc.Text()))
 			continue
 		}
 		var ev struct {
@@ -216,16 +186,24 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func cmdLogs(args []string, stdout, stderr io.Writer) int {
+func newLogsCmd() *cobra.Command {
 	var follow bool
-	tail := -1
-	c, pos, ok := parseClient("logs", args, 1, stderr, func(fs *flag.FlagSet) {
-		fs.BoolVar(&follow, "f", false, "follow the output")
-		fs.IntVar(&tail, "tail", -1, "only the last N lines, 0-10000 (default: the last 200; 0 with -f: only new output)")
-	})
-	if !ok {
-		return exitInvalid
+	var tail int
+	cmd := &cobra.Command{
+		Use:   "logs NAME",
+		Short: "Print a challenge container's output",
+		Example: `  berth logs web --tail 50
+  berth logs web -f`,
+		Args: exactArgs(1, "NAME"),
 	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the output")
+	cmd.Flags().IntVar(&tail, "tail", -1, "only the last N lines, 0-10000 (default: the last 200; 0 with -f: only new output)")
+	return clientCmd(cmd, func(c *apiClient, args []string, stdout, stderr io.Writer) int {
+		return cmdLogs(c, args[0], follow, tail, stdout, stderr)
+	})
+}
+
+func cmdLogs(c *apiClient, name string, follow bool, tail int, stdout, stderr io.Writer) int {
 	q := url.Values{}
 	if follow {
 		q.Set("follow", "true")
@@ -235,7 +213,7 @@ func cmdLogs(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := streamContext()
 	defer cancel()
-	resp, err := c.request(ctx, "GET", "/v1/challenges/"+url.PathEscape(pos[0])+"/logs?"+q.Encode(), nil)
+	resp, err := c.request(ctx, "GET", "/v1/challenges/"+url.PathEscape(name)+"/logs?"+q.Encode(), nil)
 	if err != nil {
 		return fail(stderr, err)
 	}
@@ -266,4 +244,27 @@ func copyPrintable(w io.Writer, r io.Reader) error {
 			return err
 		}
 	}
+}
+
+// printableJSON escapes, as \uXXXX, the runes of a JSON text a terminal
+// would act on: encoding/json leaves C1 controls (such as the 8-bit CSI
+// U+009B), DEL and bidi overrides raw inside strings, and they may come from
+// a challenge's output. Outside strings JSON holds only spaces, tabs and
+// newlines, so the text stays the same JSON.
+func printableJSON(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			b.WriteString(`\ufffd`)
+		case r == '\n' || r == '\t' || r == '\r' || r == ' ':
+			b.WriteRune(r)
+		case unicode.IsControl(r) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

@@ -25,6 +25,15 @@ func fakeAPI(tb testing.TB) string {
 		_ = json.NewEncoder(w).Encode(map[string]any{"seq": 1, "type": "exited", "challenge": "web",
 			"message": "container exited with code 1; last output: " + hostile, "error": hostile})
 	})
+	web := map[string]any{"name": "web", "version": "1", "state": "failed", "last_error": hostile}
+	mux.HandleFunc("GET /v1/challenges/web", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(web)
+	})
+	mux.HandleFunc("GET /v1/challenges", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode([]any{web})
+	})
 	mux.HandleFunc("GET /v1/challenges/web/logs", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, hostile+"\n")
@@ -62,6 +71,8 @@ func TestCLIPrintsNoTerminalControls(t *testing.T) {
 		{"events", "--addr", addr},
 		{"logs", "web", "--addr", addr},
 		{"restart", "web", "--addr", addr},
+		{"status", "-o", "wide", "--addr", addr},
+		{"status", "web", "-o", "wide", "--addr", addr},
 	} {
 		t.Run(args[0], func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -94,5 +105,45 @@ func TestEventsOneRowPerEvent(t *testing.T) {
 	}
 	if strings.Contains(out, "\t") {
 		t.Errorf("row %q keeps a raw tab", out)
+	}
+}
+
+// TestJSONOutputsPrintNoTerminalControls: -o json and inspect escape what
+// encoding/json leaves raw (C1 controls, bidi overrides) and still decode
+// to the text the API sent.
+func TestJSONOutputsPrintNoTerminalControls(t *testing.T) {
+	addr := fakeAPI(t)
+	for _, tt := range []struct {
+		args  []string
+		field string
+	}{
+		{[]string{"inspect", "web"}, "last_error"},
+		{[]string{"status", "web", "-o", "json"}, "last_error"},
+		{[]string{"status", "-o", "json"}, "last_error"},
+		{[]string{"events", "-o", "json"}, "error"},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(append(tt.args, "--addr", addr), &stdout, &stderr); code != exitOK {
+				t.Fatalf("exit %d, stderr %q", code, stderr.String())
+			}
+			if r, bad := terminalControl(stdout.String()); bad {
+				t.Errorf("stdout carries %U: %q", r, stdout.String())
+			}
+			var obj map[string]any
+			text := strings.TrimSpace(stdout.String())
+			if strings.HasPrefix(text, "[") {
+				var list []map[string]any
+				if err := json.Unmarshal([]byte(text), &list); err != nil || len(list) != 1 {
+					t.Fatalf("not a JSON list of one (%v): %q", err, text)
+				}
+				obj = list[0]
+			} else if err := json.Unmarshal([]byte(text), &obj); err != nil {
+				t.Fatalf("not JSON (%v): %q", err, text)
+			}
+			if obj[tt.field] != hostile {
+				t.Errorf("%s = %q, want the API's %q", tt.field, obj[tt.field], hostile)
+			}
+		})
 	}
 }
