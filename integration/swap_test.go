@@ -152,8 +152,9 @@ func TestSwapUnderLoadHasZeroFailedRequestsAndCarriesState(t *testing.T) {
 		t.Errorf("after restart: version %s container %s, want 1.1.0 on %s", again.Version, again.ContainerID, after.ContainerID)
 	}
 
-	// Rollback through the CLI returns to 1.0.0 by restarting the kept container.
-	code, out := runCLI(t, []string{"BERTH_ADDR=" + ra2.api}, "rollback", "svc", "--wait")
+	// Rollback through the CLI returns to 1.0.0 by restarting the kept container;
+	// --drain waits until the swap has ended, when swap_rolled_back is recorded.
+	code, out := runCLI(t, []string{"BERTH_ADDR=" + ra2.api}, "rollback", "svc", "--wait", "--drain")
 	if code != 0 {
 		t.Fatalf("rollback: exit %d\n%s", code, out)
 	}
