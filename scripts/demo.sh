@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Runs berth supervising a demo challenge built locally (no registry needed).
-# Try, in another shell:
+# Two versions of the demo image are built, 1.0.0 (running) and 1.1.0. Try, in
+# another shell:
 #   curl -s http://127.0.0.1:7080/demo/version
 #   curl -s http://127.0.0.1:7070/v1/challenges
-#   docker kill berth-demo-demo-a     # berth starts it again
+#   go run ./cmd/berth swap demo 1.1.0 --wait   # blue-green swap to 1.1.0
+#   go run ./cmd/berth rollback demo --wait     # back to 1.0.0
+#   docker kill berth-demo-demo-a               # berth starts it again
 # Ctrl-C stops berth; the challenge container keeps running (shutdown: leave).
-# scripts/demo.sh clean removes the demo container, network, image and data.
+# scripts/demo.sh clean removes the demo containers, network, images and data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-image=berth-demo/echo:1.0.0
+repo=berth-demo/echo
+versions="1.0.0 1.1.0"
 
 if [ "${1:-}" = clean ]; then
-  docker rm -f berth-demo-demo-a >/dev/null 2>&1 || true
+  docker rm -f berth-demo-demo-a berth-demo-demo-b >/dev/null 2>&1 || true
   docker network rm berth >/dev/null 2>&1 || true
-  docker rmi "$image" >/dev/null 2>&1 || true
+  for v in $versions; do docker rmi "$repo:$v" >/dev/null 2>&1 || true; done
   rm -rf configs/data-demo
   echo "demo removed"
   exit 0
@@ -24,17 +28,35 @@ scripts/ensure-docker.sh
 
 build=$(mktemp -d)
 trap 'rm -rf "$build"' EXIT
-echo "building the demo challenge image $image (FROM scratch, static Go binary)"
+
 CGO_ENABLED=0 go build -o "$build/testchallenge" ./integration/testchallenge
-cat > "$build/Dockerfile" <<'DOCKERFILE'
+for v in $versions; do
+  echo "building the demo challenge image $repo:$v (FROM scratch, static Go binary)"
+  cat > "$build/Dockerfile" <<DOCKERFILE
 FROM scratch
 COPY testchallenge /testchallenge
-ENV VERSION=1.0.0
+ENV VERSION=$v
 EXPOSE 8080
 ENTRYPOINT ["/testchallenge"]
 DOCKERFILE
-DOCKER_BUILDKIT=0 docker build -q -t "$image" "$build" >/dev/null 2>&1
+  # Quiet when it works; the whole build output when it does not.
+  if ! out=$(DOCKER_BUILDKIT=0 docker build -t "$repo:$v" "$build" 2>&1); then
+    printf '%s\n' "$out" >&2
+    echo "demo: building $repo:$v failed (output above)" >&2
+    exit 1
+  fi
+done
 
 go build -o "$build/berth" ./cmd/berth
 echo "starting berth: stable endpoint http://127.0.0.1:7080/demo/, admin API http://127.0.0.1:7070"
-exec "$build/berth" run --config configs/demo.yaml "$@"
+# Not exec: the EXIT trap must still remove $build once berth stops. berth
+# gets SIGINT from the terminal itself; a SIGTERM to this script is passed on.
+"$build/berth" run --config configs/demo.yaml "$@" &
+pid=$!
+trap 'kill -TERM "$pid" 2>/dev/null || true' TERM
+trap '' INT
+status=0
+wait "$pid" || status=$?
+# wait returns early when a trapped signal arrives; wait for berth itself.
+while kill -0 "$pid" 2>/dev/null; do wait "$pid" || status=$?; done
+exit "$status"
