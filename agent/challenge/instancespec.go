@@ -75,3 +75,10 @@ func readSecret(path string) (string, error) {
 	}
 	return value, nil
 }
+
+// CheckSecret reports whether path is a secret file a start could read: a
+// regular file of at most 64 KiB. The value is read and dropped.
+func CheckSecret(path string) error {
+	_, err := readSecret(path)
+	return err
+}

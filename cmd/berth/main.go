@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"berth/agent"
+	domain "berth/agent/challenge"
 	"berth/configs"
 )
 
@@ -182,27 +183,43 @@ func newConfigCmd() *cobra.Command {
 		Args:    cobra.ArbitraryArgs,
 		RunE:    groupRunE,
 	}
-	cfg.AddCommand(&cobra.Command{
+	var noListen bool
+	validate := &cobra.Command{
 		Use:   "validate PATH",
-		Short: "Check a config file and its challenge files without starting anything",
+		Short: "Check a config file and what berth run needs of this host, without starting anything",
 		Long: `Check a config file and its challenge directories the way berth run loads
-them, without this shell's BERTH_* variables. Prints "ok" and exits 0, or
-prints "PATH:LINE: message" lines and exits 2.`,
-		Example: "  berth config validate /etc/berth/berth.yaml",
-		Args:    exactArgs(1, "PATH"),
+them, without this shell's BERTH_* variables, and then what run needs of this
+host: the token file and secret files are readable, data_dir is writable (or
+can be created), and the listen addresses are free. Prints "ok" and exits 0,
+or prints "PATH:LINE: message" / "PATH: key: message" lines and exits 2.
+
+Not checked: the Docker engine, the images and registry credentials; berth
+run reports those when it starts the challenges.`,
+		Example: `  berth config validate /etc/berth/berth.yaml
+  berth config validate --no-listen /etc/berth/berth.yaml   # berth already runs`,
+		Args: exactArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return exit(cmdValidate(args[0], cmd.OutOrStdout(), cmd.ErrOrStderr()))
+			return exit(cmdValidate(args[0], !noListen, cmd.OutOrStdout(), cmd.ErrOrStderr()))
 		},
-	})
+	}
+	validate.Flags().BoolVar(&noListen, "no-listen", false, "skip the check that the listen addresses are free")
+	cfg.AddCommand(validate)
 	return cfg
 }
 
-func cmdValidate(path string, stdout, stderr io.Writer) int {
+func cmdValidate(path string, checkListen bool, stdout, stderr io.Writer) int {
 	// The same load as berth run, but without this shell's BERTH_* variables:
 	// the service reads its own environment, and validate checks the files.
 	noEnv := func(string) string { return "" }
-	if _, err := configs.LoadAll(path, noEnv); err != nil {
+	cfg, err := configs.LoadAll(path, noEnv)
+	if err != nil {
 		printConfigError(stderr, err)
+		return exitInvalid
+	}
+	if problems := preflight(path, cfg, checkListen); len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintln(stderr, domain.Printable(p, false))
+		}
 		return exitInvalid
 	}
 	fmt.Fprintln(stdout, "ok")

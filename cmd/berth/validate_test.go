@@ -24,7 +24,7 @@ func writeConfigFiles(tb testing.TB, dir string, files map[string]string) {
 // TestConfigValidateChecksWhatRunLoads: validate and run refuse the same
 // files with the same lines; only BERTH_* variables are left to run.
 func TestConfigValidateChecksWhatRunLoads(t *testing.T) {
-	const dirs = "agent:\n  challenge_dirs: [challenges.d]\n  policy: {allowed_images: [ghcr.io/org]}\n"
+	const dirs = "agent:\n  challenge_dirs: [challenges.d]\n  api: {listen: '127.0.0.1:0'}\n  proxy: {listen: '127.0.0.1:0'}\n  policy: {allowed_images: [ghcr.io/org]}\n"
 	tests := []struct {
 		name  string
 		files map[string]string
