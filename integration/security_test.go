@@ -272,11 +272,15 @@ func TestSecuritySecretsNeverLeak(t *testing.T) {
 		}
 	}
 
-	// Validation reads no secret file, whether the config is good or bad.
-	code, out := runCLI(t, nil, "config", "validate", cfg)
-	if code != 0 || strings.TrimSpace(out) != "ok" {
-		t.Errorf("config validate: exit %d\n%s", code, out)
+	// Validation checks that each secret file could be read at start (the
+	// oversized one could not) and prints no secret's value, whether the
+	// config is good or bad.
+	code, out := runCLI(t, nil, "config", "validate", "--no-listen", cfg)
+	if code != 2 || !strings.Contains(out, "challenges.big.secret_env_files.API_KEY") || !strings.Contains(out, "larger than 65536 bytes") ||
+		strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		t.Errorf("config validate: exit %d, want 2 and one line about the oversized secret\n%s", code, out)
 	}
+	noLeak("config validate", []byte(out))
 	bad := rewriteConfig(t, cfg, "    env: {PLAIN: visible}\n", "    env: {PLAIN: visible}\n    bogus: 1\n")
 	code, out = runCLI(t, nil, "config", "validate", bad)
 	if code != 2 || !strings.Contains(out, "bogus") {
