@@ -84,6 +84,8 @@ type (
 		dig   string
 		reply chan error
 	}
+	// msgSwapProgress: the swap's plan changed; publish it.
+	msgSwapProgress struct{ job *swapJob }
 	// msgSwapDone ends a swap (or its drain, after the cut-over).
 	msgSwapDone struct {
 		job *swapJob
@@ -99,3 +101,4 @@ func (msgUpdateCheck) jobReport()     {}
 func (msgRecoveryStopped) jobReport() {}
 func (msgCutOver) jobReport()         {}
 func (msgSwapDone) jobReport()        {}
+func (msgSwapProgress) jobReport()    {}

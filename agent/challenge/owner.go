@@ -220,6 +220,10 @@ func (c *Owner) onJob(ctx context.Context, r jobReport) {
 		c.onRecoveryStopped(ctx, m)
 	case msgCutOver:
 		c.onCutOver(m)
+	case msgSwapProgress:
+		if m.job == c.swap || m.job == c.draining {
+			c.publish()
+		}
 	case msgSwapDone:
 		c.onSwapDone(ctx, m)
 	}

@@ -279,3 +279,24 @@ func TestScenarioSwapClaimsInstances(t *testing.T) {
 		t.Fatalf("claims %v still name the stopped old01", claims)
 	}
 }
+
+// The published status follows a swap's phases as they happen, not at the
+// owner's next probe: with the clock stopped (no probe runs), the API still
+// sees the swap reach waiting_healthy and its new instance claimed.
+func TestScenarioSwapPhasesPublishedAtOnce(t *testing.T) {
+	f := newFixture(t)
+	scFakeClock(f)
+	spec := testSpec()
+	spec.Health.Interval = time.Hour // no probe of the serving instance republishes meanwhile
+	scStartSeeded(t, f, spec)
+	v2 := newVersion(t)
+	v2.healthy.Store(false)
+	f.rt.SetAddress("2.0.0", v2.srv.URL)
+	if _, err := f.handle.Swap(scCtx(t), "2.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, func() bool {
+		st := f.status()
+		return st.Swap != nil && st.Swap.Phase == PhaseWaitingHealthy && len(st.Claims()) == 2
+	}, "status lags the swap: %+v claims %v", func() any { return f.status().Swap }, func() any { return f.status().Claims() })
+}

@@ -1,6 +1,9 @@
 package challenge
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Status is the challenge object of the admin API (SPEC §5.8). The
 // owning goroutine publishes a fresh value on every change; readers never
@@ -33,9 +36,11 @@ type Status struct {
 // Claims lists every instance this status keeps in use: the active one and
 // those of running or draining swaps. The orphan reaper spares them.
 func (s *Status) Claims() []string {
-	out := append([]string{}, s.claims...)
-	if s.ContainerID != "" {
-		out = append(out, s.ContainerID)
+	var out []string
+	for _, id := range append(append([]string{}, s.claims...), s.ContainerID) {
+		if id != "" && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
 	}
 	return out
 }

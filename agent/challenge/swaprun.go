@@ -48,6 +48,7 @@ func (s *swapRunner) setPhase(phase string, change func(*SwapPlan)) error {
 	}
 	s.job.plan.Store(&plan)
 	s.logf(LevelInfo, "swap phase", nil, F(FieldSwap, plan.ID), F(FieldPhase, phase), F(FieldFrom, plan.From), F(FieldTo, plan.To))
+	s.progressed()
 	return nil
 }
 
@@ -197,7 +198,19 @@ func (s *swapRunner) claimNew(id string) error {
 		return fmt.Errorf("persist the new container of swap %s: %w", plan.ID, err)
 	}
 	s.job.plan.Store(&plan)
+	s.progressed()
 	return nil
+}
+
+// progressed has the owner publish the swap's new plan, so the API and the
+// orphan reaper see each phase and the new instance when they happen. It
+// waits for the owner only briefly: the owner never waits on a runner, and
+// a status published a moment later is no harm.
+func (s *swapRunner) progressed() {
+	select {
+	case s.jobs <- msgSwapProgress{job: s.job}:
+	case <-time.After(time.Second):
+	}
 }
 
 // fail removes the new instance; the old one never stopped serving.
