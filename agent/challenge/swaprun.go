@@ -31,7 +31,7 @@ func (s *swapRunner) logf(level Level, msg string, err error, fields ...Field) {
 }
 
 // setPhase persists the plan's next phase before the phase is acted on.
-func (s *swapRunner) setPhase(phase string, change func(*SwapPlan)) error {
+func (s *swapRunner) setPhase(ctx context.Context, phase string, change func(*SwapPlan)) error {
 	plan := s.job.snapshot()
 	if err := NextPhase(plan.Phase, phase); err != nil {
 		return err
@@ -47,8 +47,10 @@ func (s *swapRunner) setPhase(phase string, change func(*SwapPlan)) error {
 		return fmt.Errorf("persist swap phase %s: %w", phase, err)
 	}
 	s.job.plan.Store(&plan)
+	// The owner publishes the new phase at once, for the API and the
+	// orphan reaper; it never waits on a runner, so this send is short.
 	s.logf(LevelInfo, "swap phase", nil, F(FieldSwap, plan.ID), F(FieldPhase, phase), F(FieldFrom, plan.From), F(FieldTo, plan.To))
-	s.progressed()
+	report(ctx, s.jobs, msgSwapProgress{job: s.job})
 	return nil
 }
 
@@ -59,7 +61,7 @@ func (s *swapRunner) run(ctx context.Context) error {
 	if err != nil {
 		return s.fail(ctx, err)
 	}
-	if err := s.setPhase(PhasePulling, func(p *SwapPlan) { p.To, p.Delta = tag, VersionDelta(p.From, tag) }); err != nil {
+	if err := s.setPhase(ctx, PhasePulling, func(p *SwapPlan) { p.To, p.Delta = tag, VersionDelta(p.From, tag) }); err != nil {
 		return err
 	}
 	if tag == job.snapshot().From && job.hash == job.fromHash && job.kind != swapAutoRollback && job.kind != swapRollback {
@@ -76,7 +78,7 @@ func (s *swapRunner) run(ctx context.Context) error {
 
 	var snapshot []byte
 	if spec.State.Export != "" && HandOffAllowed(job.snapshot().From, tag, spec.State.AcrossMajor) {
-		if err := s.setPhase(PhaseExporting, nil); err != nil {
+		if err := s.setPhase(ctx, PhaseExporting, nil); err != nil {
 			return err
 		}
 		if snapshot, err = exportState(ctx, job.fromURL, spec.State.Export); err != nil {
@@ -88,21 +90,21 @@ func (s *swapRunner) run(ctx context.Context) error {
 	}
 
 	slot := otherSlot(job.fromSlot)
-	if err := s.setPhase(PhaseStarting, nil); err != nil {
+	if err := s.setPhase(ctx, PhaseStarting, nil); err != nil {
 		return err
 	}
 	in, err := s.startInSlot(ctx, ref, tag, slot)
 	if err != nil {
 		return s.fail(ctx, err)
 	}
-	if err := s.setPhase(PhaseWaitingHealthy, func(p *SwapPlan) { p.ToContainerID = in.ID }); err != nil {
+	if err := s.setPhase(ctx, PhaseWaitingHealthy, func(p *SwapPlan) { p.ToContainerID = in.ID }); err != nil {
 		return err
 	}
 	if err := s.waitHealthy(ctx, spec, in.Address); err != nil {
 		return s.fail(ctx, err)
 	}
 	if spec.State.Import != "" && snapshot != nil {
-		if err := s.setPhase(PhaseImporting, nil); err != nil {
+		if err := s.setPhase(ctx, PhaseImporting, nil); err != nil {
 			return err
 		}
 		if err := importState(ctx, in.Address, spec.State.Import, snapshot); err != nil {
@@ -110,7 +112,7 @@ func (s *swapRunner) run(ctx context.Context) error {
 		}
 	}
 
-	if err := s.setPhase(PhaseCuttingOver, nil); err != nil {
+	if err := s.setPhase(ctx, PhaseCuttingOver, nil); err != nil {
 		return err
 	}
 	reply := make(chan error, 1)
@@ -156,7 +158,7 @@ func (s *swapRunner) startInSlot(ctx context.Context, ref, tag, slot string) (In
 	if old, err := s.rt.InSlot(ctx, job.spec.Name, slot); err == nil {
 		reusable := old.Version == tag && old.SpecHash == job.hash && !old.Running && old.ForeignVolume == ""
 		if reusable {
-			if err := s.claimNew(old.ID); err != nil {
+			if err := s.claimNew(ctx, old.ID); err != nil {
 				return Instance{}, err
 			}
 			if s.rt.Start(ctx, old.ID) == nil {
@@ -178,7 +180,7 @@ func (s *swapRunner) startInSlot(ctx context.Context, ref, tag, slot string) (In
 		return Instance{}, err
 	}
 	id := created.ID
-	if err := s.claimNew(id); err != nil {
+	if err := s.claimNew(ctx, id); err != nil {
 		return Instance{}, err
 	}
 	if err := s.rt.Start(ctx, id); err != nil {
@@ -189,7 +191,7 @@ func (s *swapRunner) startInSlot(ctx context.Context, ref, tag, slot string) (In
 
 // claimNew records id as the swap's new instance, in the plan too, before
 // it starts: the orphan reaper spares it and a crash-recovery removes it.
-func (s *swapRunner) claimNew(id string) error {
+func (s *swapRunner) claimNew(ctx context.Context, id string) error {
 	s.job.newID = id
 	plan := s.job.snapshot()
 	plan.ToContainerID = id
@@ -198,19 +200,8 @@ func (s *swapRunner) claimNew(id string) error {
 		return fmt.Errorf("persist the new container of swap %s: %w", plan.ID, err)
 	}
 	s.job.plan.Store(&plan)
-	s.progressed()
+	report(ctx, s.jobs, msgSwapProgress{job: s.job})
 	return nil
-}
-
-// progressed has the owner publish the swap's new plan, so the API and the
-// orphan reaper see each phase and the new instance when they happen. It
-// waits for the owner only briefly: the owner never waits on a runner, and
-// a status published a moment later is no harm.
-func (s *swapRunner) progressed() {
-	select {
-	case s.jobs <- msgSwapProgress{job: s.job}:
-	case <-time.After(time.Second):
-	}
 }
 
 // fail removes the new instance; the old one never stopped serving.
@@ -218,7 +209,7 @@ func (s *swapRunner) fail(ctx context.Context, cause error) error {
 	if ctx.Err() != nil {
 		return ctx.Err() // berth is stopping: the plan stays for recovery
 	}
-	_ = s.setPhase(PhaseRollingBack, func(p *SwapPlan) { p.Error = cause.Error() })
+	_ = s.setPhase(ctx, PhaseRollingBack, func(p *SwapPlan) { p.Error = cause.Error() })
 	if id := s.job.newID; id != "" {
 		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
@@ -226,6 +217,6 @@ func (s *swapRunner) fail(ctx context.Context, cause error) error {
 			s.logf(LevelWarn, "remove container of failed swap", err)
 		}
 	}
-	_ = s.setPhase(PhaseRolledBack, nil)
+	_ = s.setPhase(ctx, PhaseRolledBack, nil)
 	return cause
 }
