@@ -40,6 +40,7 @@
 //	BERTH_DOCKER_HOST     agent.docker_host
 //	BERTH_NETWORK         agent.network
 //	BERTH_REACH           agent.reach
+//	BERTH_BACKEND         agent.backend
 //	BERTH_API_LISTEN      agent.api.listen
 //	BERTH_API_TOKEN_FILE  agent.api.token_file
 //	BERTH_PROXY_LISTEN    agent.proxy.listen

@@ -15,6 +15,7 @@ var envOverrides = []struct {
 	{"BERTH_DOCKER_HOST", "agent.docker_host", func(a *Agent, v string) { a.DockerHost = v }},
 	{"BERTH_NETWORK", "agent.network", func(a *Agent, v string) { a.Network = v }},
 	{"BERTH_REACH", "agent.reach", func(a *Agent, v string) { a.Reach = v }},
+	{"BERTH_BACKEND", "agent.backend", func(a *Agent, v string) { a.Backend = v }},
 	{"BERTH_API_LISTEN", "agent.api.listen", func(a *Agent, v string) { a.API.Listen = v }},
 	{"BERTH_API_TOKEN_FILE", "agent.api.token_file", func(a *Agent, v string) { a.API.TokenFile = v }},
 	{"BERTH_PROXY_LISTEN", "agent.proxy.listen", func(a *Agent, v string) { a.Proxy.Listen = v }},

@@ -17,6 +17,7 @@ func TestApplyEnv(t *testing.T) {
 		"BERTH_PROXY_LISTEN":   "0.0.0.0:7080",
 		"BERTH_LOG_LEVEL":      "debug",
 		"BERTH_LOG_FORMAT":     "console",
+		"BERTH_BACKEND":        "swarm",
 	}
 	cfg := mustParse(t, agentDoc("id: from-file\nnetwork: file-net"))
 	if err := ApplyEnv(cfg, func(k string) string { return env[k] }); err != nil {
@@ -28,6 +29,7 @@ func TestApplyEnv(t *testing.T) {
 		"BERTH_NETWORK": a.Network, "BERTH_REACH": a.Reach, "BERTH_API_LISTEN": a.API.Listen,
 		"BERTH_API_TOKEN_FILE": a.API.TokenFile, "BERTH_PROXY_LISTEN": a.Proxy.Listen,
 		"BERTH_LOG_LEVEL": a.Log.Level, "BERTH_LOG_FORMAT": a.Log.Format,
+		"BERTH_BACKEND": a.Backend,
 	}
 	for k, want := range env {
 		if got[k] != want {

@@ -37,6 +37,12 @@ func (c Challenge) canonical() Challenge {
 	if len(c.Security.CapDrop) == 0 {
 		c.Security.CapDrop = nil
 	}
+	if c.Replicas == 1 {
+		c.Replicas = 0 // the default, spelled out
+	}
+	if len(c.Placement) == 0 {
+		c.Placement = nil
+	}
 	if len(c.Security.Tmpfs) == 0 {
 		c.Security.Tmpfs = nil
 	}

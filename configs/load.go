@@ -189,6 +189,7 @@ func (d *decoder) validateConfig(cfg *Config) {
 		p := index("challenges", i)
 		var cc checker
 		validateChallenge(&cc, ch, p)
+		validateBackend(&cc, cfg.Agent.Backend, ch, p)
 		cfg.Agent.Policy.limitResources(&cc, ch.Resources, join(p, "resources"))
 		for _, e := range cc.errs {
 			_, own := d.lines[e.Key]

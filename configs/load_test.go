@@ -15,7 +15,7 @@ import (
 func TestBuiltinDefaultsApplied(t *testing.T) {
 	cfg := mustParse(t, challengeDoc(""))
 	wantAgent := Agent{
-		ID: "default", DataDir: abs(t, "data"), Network: "berth", Reach: "published",
+		ID: "default", DataDir: abs(t, "data"), Network: "berth", Reach: "published", Backend: "docker",
 		API:        APIConfig{Listen: "127.0.0.1:7070"},
 		Proxy:      ProxyConfig{Listen: "127.0.0.1:7080"},
 		Checkpoint: CheckpointConfig{Interval: 5 * time.Minute, Keep: 10},
@@ -187,7 +187,7 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"unknown top key", "agnet:\n  id: x\n", 1, "", `unknown key "agnet", did you mean "agent"? (valid keys: agent, defaults, challenges)`},
 		{"unknown nested key", challengeDoc("health:\n  path: /h\n  intervall: 5s"), 7, "challenges[0].health", `unknown key "intervall", did you mean "interval"?`},
-		{"unknown key lists valid keys", agentDoc("foo: 1"), 2, "agent", `unknown key "foo" (valid keys: id, data_dir, docker_host, network, reach, api, proxy, checkpoint, shutdown, orphan_grace, challenge_dirs, alerts, log, policy)`},
+		{"unknown key lists valid keys", agentDoc("foo: 1"), 2, "agent", `unknown key "foo" (valid keys: id, data_dir, docker_host, network, reach, backend, api, proxy, checkpoint, shutdown, orphan_grace, challenge_dirs, alerts, log, policy)`},
 		{"did you mean transposition", agentDoc("shutdwon: stop"), 2, "agent", `did you mean "shutdown"?`},
 		{"bad duration", challengeDoc("health:\n  interval: fast"), 6, "challenges[0].health.interval", `"fast" is not a duration (use Go syntax like 5s, 250ms)`},
 		{"duration without unit", agentDoc("orphan_grace: 60"), 2, "agent.orphan_grace", `"60" is not a duration`},

@@ -17,11 +17,14 @@ type Config struct {
 
 // Agent holds the settings of the berth process itself.
 type Agent struct {
-	ID            string           `yaml:"id" json:"id"`
-	DataDir       string           `yaml:"data_dir" json:"data_dir"`
-	DockerHost    string           `yaml:"docker_host" json:"docker_host"`
-	Network       string           `yaml:"network" json:"network"`
-	Reach         string           `yaml:"reach" json:"reach"` // ReachPublished or ReachNetwork
+	ID         string `yaml:"id" json:"id"`
+	DataDir    string `yaml:"data_dir" json:"data_dir"`
+	DockerHost string `yaml:"docker_host" json:"docker_host"`
+	Network    string `yaml:"network" json:"network"`
+	Reach      string `yaml:"reach" json:"reach"` // ReachPublished or ReachNetwork
+	// Backend runs challenges as containers on one engine (BackendDocker)
+	// or as services of the Swarm the engine manages (BackendSwarm).
+	Backend       string           `yaml:"backend" json:"backend"`
 	API           APIConfig        `yaml:"api" json:"api"`
 	Proxy         ProxyConfig      `yaml:"proxy" json:"proxy"`
 	Checkpoint    CheckpointConfig `yaml:"checkpoint" json:"checkpoint"`
@@ -156,6 +159,11 @@ type Challenge struct {
 	Update         Update            `yaml:"update" json:"update"`
 	Resources      Resources         `yaml:"resources" json:"resources"`
 	Security       Security          `yaml:"security" json:"security"`
+	// Replicas and Placement apply on the swarm backend only. Zero
+	// replicas means one; both are left out of the JSON (and so of
+	// SpecHash) at their defaults, so adding them relabelled nothing.
+	Replicas  int      `yaml:"replicas" json:"replicas,omitempty"`
+	Placement []string `yaml:"placement" json:"placement,omitempty"` // Swarm constraints, e.g. node.labels.zone==a
 }
 
 // Volume is a named Docker volume mounted into the challenge.
@@ -176,6 +184,9 @@ type State struct {
 const (
 	ReachPublished = "published"
 	ReachNetwork   = "network"
+
+	BackendDocker = "docker"
+	BackendSwarm  = "swarm"
 
 	ShutdownLeave = "leave"
 	ShutdownStop  = "stop"
@@ -222,6 +233,7 @@ func BuiltinAgent() Agent {
 		DataDir:     "./data",
 		Network:     "berth",
 		Reach:       ReachPublished,
+		Backend:     BackendDocker,
 		API:         APIConfig{Listen: "127.0.0.1:7070"},
 		Proxy:       ProxyConfig{Listen: "127.0.0.1:7080"},
 		Checkpoint:  CheckpointConfig{Interval: 5 * time.Minute, Keep: 10},
@@ -315,6 +327,7 @@ func (c Challenge) Clone() Challenge {
 	c.Env = maps.Clone(c.Env)
 	c.SecretEnvFiles = maps.Clone(c.SecretEnvFiles)
 	c.Volumes = slices.Clone(c.Volumes)
+	c.Placement = slices.Clone(c.Placement)
 	c.Security = c.Security.Clone()
 	return c
 }

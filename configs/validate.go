@@ -22,6 +22,9 @@ var (
 	volumeNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 	networkRE    = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 	capRE        = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
+	// constraintRE is a Swarm placement constraint: node or engine
+	// attribute, == or !=, a value.
+	constraintRE = regexp.MustCompile(`^(node|engine)\.[A-Za-z0-9_.-]+\s*(==|!=)\s*[^\s=!]+$`)
 )
 
 // Smallest limits Docker accepts.
@@ -90,6 +93,7 @@ func validateChallenge(c *checker, ch Challenge, p string) {
 		}
 	}
 	validateVolumes(c, ch.Volumes, join(p, "volumes"))
+	validatePlacement(c, ch, p)
 	statePath(c, join(join(p, "state"), "export"), ch.State.Export)
 	statePath(c, join(join(p, "state"), "import"), ch.State.Import)
 	validateHealth(c, ch.Health, join(p, "health"))
@@ -97,6 +101,33 @@ func validateChallenge(c *checker, ch Challenge, p string) {
 	validateUpdate(c, ch.Update, join(p, "update"))
 	validateResources(c, ch.Resources, join(p, "resources"))
 	validateSecurity(c, ch.Security, join(p, "security"))
+}
+
+// MaxReplicas bounds a challenge's replicas on the swarm backend.
+const MaxReplicas = 64
+
+func validatePlacement(c *checker, ch Challenge, p string) {
+	if ch.Replicas < 0 || ch.Replicas > MaxReplicas {
+		c.add(join(p, "replicas"), "%d must be between 1 and %d (0 or unset means 1)", ch.Replicas, MaxReplicas)
+	}
+	for i, con := range ch.Placement {
+		if !constraintRE.MatchString(strings.TrimSpace(con)) {
+			c.add(index(join(p, "placement"), i), "%q is not a placement constraint (like node.labels.zone==a, node.role!=manager)", con)
+		}
+	}
+}
+
+// validateBackend refuses settings the configured backend cannot honour.
+func validateBackend(c *checker, backend string, ch Challenge, p string) {
+	if backend == BackendSwarm {
+		return
+	}
+	if ch.Replicas > 1 {
+		c.add(join(p, "replicas"), "%d replicas need agent.backend: swarm (the docker backend runs one container)", ch.Replicas)
+	}
+	if len(ch.Placement) > 0 {
+		c.add(join(p, "placement"), "needs agent.backend: swarm (the docker backend runs on one host)")
+	}
 }
 
 func validateVolumes(c *checker, vs []Volume, p string) {
@@ -267,6 +298,7 @@ func validateAgent(c *checker, a Agent, p string) {
 		c.add(join(p, "network"), "%q is not a valid network name", a.Network)
 	}
 	oneOf(c, join(p, "reach"), a.Reach, ReachPublished, ReachNetwork)
+	oneOf(c, join(p, "backend"), a.Backend, BackendDocker, BackendSwarm)
 	apiHost, apiOK := listenAddr(c, join(join(p, "api"), "listen"), a.API.Listen)
 	// BERTH_TOKEN is the other way to give the token (it never sits in a file).
 	if apiOK && a.API.TokenFile == "" && os.Getenv("BERTH_TOKEN") == "" && !isLoopback(apiHost) {

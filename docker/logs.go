@@ -35,6 +35,11 @@ func (c *Client) Logs(ctx context.Context, id string, opts LogOptions) (io.ReadC
 	if err != nil {
 		return nil, classify("logs "+id, err)
 	}
+	return demux(raw), nil
+}
+
+// demux turns a multiplexed log stream into plain text.
+func demux(raw io.ReadCloser) io.ReadCloser {
 	pr, pw := io.Pipe()
 	go func() {
 		// Containers run without a TTY, so the stream is multiplexed.
@@ -42,7 +47,7 @@ func (c *Client) Logs(ctx context.Context, id string, opts LogOptions) (io.ReadC
 		raw.Close()
 		pw.CloseWithError(err)
 	}()
-	return &logReader{PipeReader: pr, raw: raw}, nil
+	return &logReader{PipeReader: pr, raw: raw}
 }
 
 type logReader struct {

@@ -1,0 +1,438 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+)
+
+// ServiceSpec is everything berth decides about a challenge's Swarm
+// service. Hardening is applied by CreateService, as Create does for
+// containers; the restart policy is always "none" (berth decides restarts).
+type ServiceSpec struct {
+	Name   string
+	Image  string
+	Env    []string
+	Labels map[string]string // on the service and on its task containers
+	Port   int               // container port the challenge listens on
+	// PublishHost publishes Port in host mode on an engine-chosen port of
+	// the node the task runs on, so two slots never collide on one node.
+	PublishHost bool
+	Network     string   // attachable overlay to join; "" for none
+	Placement   []string // constraints, e.g. node.labels.zone==a
+	Replicas    uint64   // applied by ScaleService; a service is created with none
+
+	NanoCPUs    int64
+	MemoryBytes int64
+	PidsLimit   int64
+
+	ReadOnlyRootfs  bool
+	CapDrop         []string
+	NoNewPrivileges bool // honoured by engines with API 1.46 and later
+	Tmpfs           []string
+	Volumes         []VolumeMount
+	StopTimeout     time.Duration
+}
+
+// Service is the manager's view of one service, reduced to what berth uses.
+type Service struct {
+	ID        string
+	Name      string
+	Image     string
+	Labels    map[string]string
+	Port      int
+	Replicas  uint64 // desired
+	Volumes   []string
+	Network   string
+	CreatedAt time.Time
+}
+
+// Task is one task of a service.
+type Task struct {
+	ID           string
+	ServiceID    string
+	NodeID       string
+	Slot         int
+	State        string // new … running, complete, failed, shutdown, rejected, orphaned
+	DesiredState string
+	Err          string
+	ContainerID  string
+	ExitCode     int
+	HostPort     int // the host-mode published port of the challenge port, 0 if none
+	// NetworkIPs maps network name to the task's address on it.
+	NetworkIPs map[string]string
+	Timestamp  time.Time // of the last state change
+}
+
+// Node is one swarm node.
+type Node struct {
+	ID           string
+	Hostname     string
+	Addr         string // address other nodes and berth reach it at
+	Ready        bool   // state ready (down, unknown and disconnected are not)
+	Availability string // active, pause, drain
+	Manager      bool
+}
+
+// SwarmInfo is the engine's swarm membership.
+type SwarmInfo struct {
+	NodeID     string
+	NodeAddr   string
+	State      string // inactive, pending, active, error, locked
+	Manager    bool   // this engine can manage the swarm
+	APIVersion string
+}
+
+// SwarmInfo reports whether the engine is in a swarm and a manager of it.
+func (c *Client) SwarmInfo(ctx context.Context) (SwarmInfo, error) {
+	ctx, cancel := c.call(ctx, "info")
+	defer cancel()
+	info, err := c.api.Info(ctx)
+	if err != nil {
+		return SwarmInfo{}, classify("info", err)
+	}
+	return SwarmInfo{NodeID: info.Swarm.NodeID, NodeAddr: info.Swarm.NodeAddr, State: string(info.Swarm.LocalNodeState),
+		Manager: info.Swarm.ControlAvailable, APIVersion: c.api.ClientVersion()}, nil
+}
+
+// checkService refuses what berth never runs, with the container rules.
+func checkService(spec ServiceSpec) error {
+	if spec.Replicas > maxReplicas {
+		return fmt.Errorf("%w: %d replicas (at most %d)", ErrRefused, spec.Replicas, maxReplicas)
+	}
+	for _, c := range spec.Placement {
+		if strings.TrimSpace(c) == "" {
+			return fmt.Errorf("%w: empty placement constraint", ErrRefused)
+		}
+	}
+	return checkPolicy(ContainerSpec{Name: spec.Name, Image: spec.Image, Labels: spec.Labels, Network: spec.Network,
+		PidsLimit: spec.PidsLimit, MemoryBytes: spec.MemoryBytes, NanoCPUs: spec.NanoCPUs, Tmpfs: spec.Tmpfs, Volumes: spec.Volumes})
+}
+
+const maxReplicas = 64
+
+// serviceRequest is the engine's service spec for spec, with no replicas.
+func serviceRequest(spec ServiceSpec) swarm.ServiceSpec {
+	init := true
+	grace := spec.StopTimeout
+	zero := uint64(0)
+	cs := &swarm.ContainerSpec{
+		Image:           spec.Image,
+		Labels:          maps.Clone(spec.Labels),
+		Env:             spec.Env,
+		Init:            &init,
+		ReadOnly:        spec.ReadOnlyRootfs,
+		CapabilityDrop:  spec.CapDrop,
+		StopGracePeriod: &grace,
+	}
+	if spec.NoNewPrivileges {
+		cs.Privileges = &swarm.Privileges{NoNewPrivileges: true}
+	}
+	for _, t := range spec.Tmpfs {
+		cs.Mounts = append(cs.Mounts, mount.Mount{Type: mount.TypeTmpfs, Target: t,
+			TmpfsOptions: &mount.TmpfsOptions{SizeBytes: 64 << 20, Options: [][]string{{"noexec"}, {"nosuid"}}}})
+	}
+	for _, v := range spec.Volumes {
+		cs.Mounts = append(cs.Mounts, mount.Mount{Type: mount.TypeVolume, Source: v.Name, Target: v.Target, ReadOnly: v.ReadOnly,
+			VolumeOptions: &mount.VolumeOptions{Labels: maps.Clone(spec.Labels)}})
+	}
+	out := swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: spec.Name, Labels: maps.Clone(spec.Labels)},
+		TaskTemplate: swarm.TaskSpec{
+			ContainerSpec: cs,
+			Resources: &swarm.ResourceRequirements{Limits: &swarm.Limit{NanoCPUs: spec.NanoCPUs, MemoryBytes: spec.MemoryBytes,
+				Pids: spec.PidsLimit}},
+			// berth owns restart decisions (backoff, crash-loop give-up):
+			// Swarm replaces no task on its own.
+			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone},
+			LogDriver:     &swarm.Driver{Name: "json-file", Options: map[string]string{"max-size": "10m", "max-file": "3"}},
+		},
+		Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &zero}},
+		// No VIP: it needs the routing mesh berth does not use.
+		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
+	}
+	if len(spec.Placement) > 0 {
+		out.TaskTemplate.Placement = &swarm.Placement{Constraints: append([]string(nil), spec.Placement...)}
+	}
+	if spec.Network != "" {
+		out.TaskTemplate.Networks = []swarm.NetworkAttachmentConfig{{Target: spec.Network}}
+	}
+	if spec.PublishHost {
+		out.EndpointSpec.Ports = []swarm.PortConfig{{Protocol: swarm.PortConfigProtocolTCP, TargetPort: uint32(spec.Port),
+			PublishMode: swarm.PortConfigPublishModeHost}}
+	}
+	return out
+}
+
+// checkServiceRequest re-checks the request sent to the engine.
+func checkServiceRequest(s swarm.ServiceSpec) error {
+	refuse := func(what string, args ...any) error {
+		return fmt.Errorf("%w: service request has %s", ErrRefused, fmt.Sprintf(what, args...))
+	}
+	cs := s.TaskTemplate.ContainerSpec
+	switch {
+	case cs == nil:
+		return refuse("no container spec")
+	case s.TaskTemplate.RestartPolicy == nil || s.TaskTemplate.RestartPolicy.Condition != swarm.RestartPolicyConditionNone:
+		return refuse("a restart policy of its own")
+	case s.TaskTemplate.Resources == nil || s.TaskTemplate.Resources.Limits == nil ||
+		s.TaskTemplate.Resources.Limits.Pids <= 0 || s.TaskTemplate.Resources.Limits.MemoryBytes <= 0:
+		return refuse("no pids or memory limit")
+	case len(cs.CapabilityAdd) > 0:
+		return refuse("added capabilities")
+	}
+	for _, m := range cs.Mounts {
+		if (m.Type != mount.TypeVolume && m.Type != mount.TypeTmpfs) || strings.ContainsAny(m.Source, `/\`) {
+			return refuse("a %s mount of %q", m.Type, m.Source)
+		}
+	}
+	for _, n := range s.TaskTemplate.Networks {
+		if isHostMode(n.Target) {
+			return refuse("network %q", n.Target)
+		}
+	}
+	return nil
+}
+
+// CreateService creates a hardened, labelled service with no replicas (a
+// stopped instance). A spec that breaks the policy never reaches the engine.
+func (c *Client) CreateService(ctx context.Context, spec ServiceSpec) (string, error) {
+	if err := checkService(spec); err != nil {
+		return "", fmt.Errorf("create service %s: %w", spec.Name, err)
+	}
+	if err := checkLimits(ContainerSpec{NanoCPUs: spec.NanoCPUs, MemoryBytes: spec.MemoryBytes, PidsLimit: spec.PidsLimit}, c.Limits()); err != nil {
+		return "", fmt.Errorf("create service %s: %w", spec.Name, err)
+	}
+	req := serviceRequest(spec)
+	if err := checkServiceRequest(req); err != nil {
+		return "", fmt.Errorf("create service %s: %w", spec.Name, err)
+	}
+	ctx, cancel := c.call(ctx, "service_create")
+	defer cancel()
+	// No registry query: the image is resolved on each node, and berth
+	// checks digests itself.
+	resp, err := c.api.ServiceCreate(ctx, req, swarm.ServiceCreateOptions{})
+	if err != nil {
+		return "", classify("create service "+spec.Name, err)
+	}
+	return resp.ID, nil
+}
+
+// ScaleService sets the desired replicas of a service. With force it also
+// replaces its tasks (a restart): a replica that exited stays down under
+// restart policy "none" until the service changes.
+func (c *Client) ScaleService(ctx context.Context, id string, replicas uint64, force bool) error {
+	ctx, cancel := c.call(ctx, "service_update")
+	defer cancel()
+	svc, _, err := c.api.ServiceInspectWithRaw(ctx, id, swarm.ServiceInspectOptions{})
+	if err != nil {
+		return classify("inspect service "+id, err)
+	}
+	spec := svc.Spec
+	if spec.Mode.Replicated == nil {
+		return fmt.Errorf("%w: service %s is not replicated", ErrRefused, id)
+	}
+	spec.Mode.Replicated.Replicas = &replicas
+	if force {
+		spec.TaskTemplate.ForceUpdate++
+	}
+	_, err = c.api.ServiceUpdate(ctx, svc.ID, svc.Version, spec, swarm.ServiceUpdateOptions{})
+	return classify("update service "+id, err)
+}
+
+// RemoveService removes a service; its tasks stop with their grace period.
+// Removing a missing service is not an error.
+func (c *Client) RemoveService(ctx context.Context, id string) error {
+	ctx, cancel := c.call(ctx, "service_remove")
+	defer cancel()
+	err := classify("remove service "+id, c.api.ServiceRemove(ctx, id))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// InspectService returns one service by id or name; ErrNotFound when there
+// is none.
+func (c *Client) InspectService(ctx context.Context, idOrName string) (Service, error) {
+	ctx, cancel := c.call(ctx, "service_inspect")
+	defer cancel()
+	svc, _, err := c.api.ServiceInspectWithRaw(ctx, idOrName, swarm.ServiceInspectOptions{})
+	if err != nil {
+		return Service{}, classify("inspect service "+idOrName, err)
+	}
+	if svc.Spec.Name != idOrName && svc.ID != idOrName && !strings.HasPrefix(svc.ID, idOrName) {
+		// The engine also matches name prefixes; berth names are exact.
+		return Service{}, &Error{Op: "inspect service " + idOrName, Kind: ErrNotFound, Err: errors.New("no such service")}
+	}
+	return serviceOf(svc), nil
+}
+
+// ListServices returns every service carrying all the given labels.
+func (c *Client) ListServices(ctx context.Context, labels map[string]string) ([]Service, error) {
+	ctx, cancel := c.call(ctx, "service_list")
+	defer cancel()
+	args := filters.NewArgs()
+	for k, v := range labels {
+		args.Add("label", k+"="+v)
+	}
+	list, err := c.api.ServiceList(ctx, swarm.ServiceListOptions{Filters: args})
+	if err != nil {
+		return nil, classify("list services", err)
+	}
+	out := make([]Service, 0, len(list))
+	for _, s := range list {
+		out = append(out, serviceOf(s))
+	}
+	return out, nil
+}
+
+func serviceOf(s swarm.Service) Service {
+	out := Service{ID: s.ID, Name: s.Spec.Name, Labels: s.Spec.Labels, CreatedAt: s.CreatedAt}
+	if cs := s.Spec.TaskTemplate.ContainerSpec; cs != nil {
+		out.Image = cs.Image
+		for _, m := range cs.Mounts {
+			if m.Type == mount.TypeVolume {
+				out.Volumes = append(out.Volumes, m.Source)
+			}
+		}
+	}
+	if r := s.Spec.Mode.Replicated; r != nil && r.Replicas != nil {
+		out.Replicas = *r.Replicas
+	}
+	if ep := s.Spec.EndpointSpec; ep != nil {
+		for _, p := range ep.Ports {
+			if p.Protocol == swarm.PortConfigProtocolTCP {
+				out.Port = int(p.TargetPort)
+			}
+		}
+	}
+	if nets := s.Spec.TaskTemplate.Networks; len(nets) > 0 {
+		out.Network = nets[0].Target
+	}
+	return out
+}
+
+// ServiceTasks returns the tasks of the given services (all of them when
+// none is given), any state.
+func (c *Client) ServiceTasks(ctx context.Context, serviceIDs ...string) ([]Task, error) {
+	ctx, cancel := c.call(ctx, "task_list")
+	defer cancel()
+	args := filters.NewArgs()
+	for _, id := range serviceIDs {
+		args.Add("service", id)
+	}
+	list, err := c.api.TaskList(ctx, swarm.TaskListOptions{Filters: args})
+	if err != nil {
+		return nil, classify("list tasks", err)
+	}
+	nets := map[string]string{} // network id → name, for attachments that lack the spec
+	out := make([]Task, 0, len(list))
+	for _, t := range list {
+		task := Task{ID: t.ID, ServiceID: t.ServiceID, NodeID: t.NodeID, Slot: t.Slot, State: string(t.Status.State),
+			DesiredState: string(t.DesiredState), Err: t.Status.Err, Timestamp: t.Status.Timestamp, NetworkIPs: map[string]string{}}
+		if cs := t.Status.ContainerStatus; cs != nil {
+			task.ContainerID, task.ExitCode = cs.ContainerID, cs.ExitCode
+		}
+		for _, p := range t.Status.PortStatus.Ports {
+			if p.Protocol == swarm.PortConfigProtocolTCP && p.PublishMode == swarm.PortConfigPublishModeHost {
+				task.HostPort = int(p.PublishedPort)
+			}
+		}
+		for _, na := range t.NetworksAttachments {
+			name := na.Network.Spec.Name
+			if name == "" {
+				name = nets[na.Network.ID]
+			}
+			nets[na.Network.ID] = name
+			if len(na.Addresses) > 0 {
+				ip, _, err := net.ParseCIDR(na.Addresses[0])
+				if err == nil {
+					task.NetworkIPs[name] = ip.String()
+				}
+			}
+		}
+		out = append(out, task)
+	}
+	return out, nil
+}
+
+// Nodes returns the swarm's nodes.
+func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
+	ctx, cancel := c.call(ctx, "node_list")
+	defer cancel()
+	list, err := c.api.NodeList(ctx, swarm.NodeListOptions{})
+	if err != nil {
+		return nil, classify("list nodes", err)
+	}
+	out := make([]Node, 0, len(list))
+	for _, n := range list {
+		out = append(out, Node{ID: n.ID, Hostname: n.Description.Hostname, Addr: nodeAddr(n),
+			Ready: n.Status.State == swarm.NodeStateReady, Availability: string(n.Spec.Availability), Manager: n.ManagerStatus != nil})
+	}
+	return out, nil
+}
+
+// nodeAddr is where a node is reached: a manager may report 0.0.0.0 as
+// its status address, its manager address is then the one that works.
+func nodeAddr(n swarm.Node) string {
+	addr := n.Status.Addr
+	if ip := net.ParseIP(addr); (ip == nil || ip.IsUnspecified()) && n.ManagerStatus != nil {
+		if host, _, err := net.SplitHostPort(n.ManagerStatus.Addr); err == nil {
+			addr = host
+		}
+	}
+	return addr
+}
+
+// EnsureOverlay creates the attachable overlay network name if it is
+// missing, and refuses a network of that name that is not one.
+func (c *Client) EnsureOverlay(ctx context.Context, name string, labels map[string]string) error {
+	ctx, cancel := c.call(ctx, "network_inspect")
+	defer cancel()
+	n, err := c.api.NetworkInspect(ctx, name, network.InspectOptions{})
+	if err == nil {
+		if n.Driver != "overlay" || !n.Attachable {
+			return fmt.Errorf("%w: network %s is a %s network (attachable=%t); the swarm backend needs an attachable overlay of that name",
+				ErrRefused, name, n.Driver, n.Attachable)
+		}
+		return nil
+	}
+	if err = classify("inspect network "+name, err); !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	c.count("network_create")
+	_, err = c.api.NetworkCreate(ctx, name, network.CreateOptions{Driver: "overlay", Attachable: true, Labels: labels})
+	err = classify("create network "+name, err)
+	if errors.Is(err, ErrConflict) {
+		return nil
+	}
+	return err
+}
+
+// ServiceLogs returns the output of a service's tasks as plain text, like
+// Logs for a container. The caller must Close the reader.
+func (c *Client) ServiceLogs(ctx context.Context, id string, opts LogOptions) (io.ReadCloser, error) {
+	c.count("service_logs")
+	tail := "all"
+	if opts.Tail >= 0 {
+		tail = strconv.Itoa(opts.Tail)
+	}
+	raw, err := c.api.ServiceLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: opts.Follow, Tail: tail})
+	if err != nil {
+		return nil, classify("service logs "+id, err)
+	}
+	return demux(raw), nil
+}
