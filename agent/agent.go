@@ -16,7 +16,6 @@ import (
 
 	"berth/agent/alerts"
 	"berth/agent/challenge"
-	"berth/agent/dockerrt"
 	"berth/agent/proxy"
 	"berth/configs"
 	"berth/docker"
@@ -49,8 +48,8 @@ type Agent struct {
 	engine  *docker.Client
 	dir     *challenge.Directory
 	watcher *watcher
-	runtime *dockerrt.Runtime
-	deps    *challenge.Deps // what every challenge owner shares
+	runtime challenge.Runtime // agent.backend's: dockerrt or swarmrt
+	deps    *challenge.Deps   // what every challenge owner shares
 
 	checkpoints *checkpointer
 	proxy       *proxy.Proxy
@@ -114,7 +113,9 @@ func New(cfg *configs.Config, opts Options) (_ *Agent, err error) {
 	if a.proxyListener, err = net.Listen("tcp", cfg.Agent.Proxy.Listen); err != nil {
 		return nil, fmt.Errorf("proxy.listen %s: %w", cfg.Agent.Proxy.Listen, err)
 	}
-	a.runtime = dockerrt.New(a.engine, cfg.Agent)
+	if a.runtime, err = newRuntime(a.engine, cfg.Agent, a.log); err != nil {
+		return nil, err
+	}
 	a.watcher = &watcher{runtime: a.runtime, store: a.store, dir: a.dir, clock: a.clock,
 		rand: rand.Float64, log: a.log.With().Str(fieldComponent, "docker").Logger(), relist: 30 * time.Second, pingEvery: 5 * time.Second}
 	up := a.watcher.dockerUp

@@ -8,10 +8,11 @@
 //
 //   - agent/challenge: one challenge's lifecycle, one owner goroutine each,
 //     run by challenge.New as a supervisor service. It reaches the world
-//     through interfaces it declares: the Runtime (agent/dockerrt), the
+//     through interfaces it declares: the Runtime (agent/dockerrt or
+//     agent/swarmrt, as agent.backend says; backend.go), the
 //     Store (lifestore.go, over statestore), the Observer (observer.go: logs
 //     and Prometheus) and the stable endpoint's Traffic (agent/proxy).
-//   - agent/dockerrt: the Docker Engine runtime.
+//   - agent/dockerrt: the Docker Engine runtime; agent/swarmrt: the Swarm one.
 //   - agent/proxy: the stable endpoint, reading routes from the challenges'
 //     published statuses (routes.go).
 //   - agent/alerts: webhook alerts, reading the event log (alertfeed.go).

@@ -48,3 +48,10 @@ func ForeignVolume(agentID, challenge string, ct Container) string {
 func volumePrefix(agentID, challenge string) string {
 	return "berth_" + agentID + "_" + challenge + "_"
 }
+
+// Labels only the swarm backend writes: what a stopped service (no tasks)
+// must still tell berth.
+const (
+	LabelReplicas = "io.berth.replicas"
+	LabelPort     = "io.berth.port"
+)
