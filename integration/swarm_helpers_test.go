@@ -43,15 +43,33 @@ func requireSwarm(t testing.TB) {
 	default:
 		t.Fatalf("engine swarm state %q; want inactive or active", st)
 	}
+	hadGateway := hasNetwork(t, "", gatewayBridge)
 	testenv.Docker(t, "swarm", "init", "--advertise-addr", "127.0.0.1")
-	t.Cleanup(func() { leaveSwarm(t, "") })
+	t.Cleanup(func() { leaveSwarm(t, "", !hadGateway) })
 }
 
-func leaveSwarm(t testing.TB, host string) {
+// gatewayBridge is the network swarm init creates and swarm leave keeps.
+const gatewayBridge = "docker_gwbridge"
+
+func hasNetwork(t testing.TB, host, name string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := dockerOn(ctx, host, "network", "inspect", name)
+	return err == nil
+}
+
+// leaveSwarm leaves the swarm, and removes the gateway bridge when the
+// swarm's init made it (the removal fails harmlessly while anything uses it).
+func leaveSwarm(t testing.TB, host string, removeGateway bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := dockerOn(ctx, host, "swarm", "leave", "--force"); err != nil {
 		t.Errorf("leave the swarm on %q: %v", host, err)
+	}
+	if removeGateway {
+		if _, err := dockerOn(ctx, host, "network", "rm", gatewayBridge); err != nil {
+			t.Logf("remove %s on %q: %v", gatewayBridge, host, err)
+		}
 	}
 }
 
