@@ -6,6 +6,14 @@
 #   scripts/bench.sh                 # full run (scales 10,50,100,200; 60 s steady windows)
 #   BENCH_QUICK=1 scripts/bench.sh   # quick run (< ~15 min on 2 cores)
 #   BENCH_SCALES=10,50 scripts/bench.sh
+#   BENCH_SWARM=only scripts/bench.sh   # only the Swarm backend rows (root; ~3 min)
+#   BENCH_SWARM=0 scripts/bench.sh      # the full run without them
+#
+# The Swarm rows (swap failed requests, crash outage, recovery after a worker
+# loss) run integration/swarm_bench_test.go on a two-node swarm: this engine
+# and a second dockerd in a network namespace, both left as found. They are
+# written to bench/swarm.json and bench/swarm.md, which a full run appends to
+# BENCHMARKS.md.
 #
 # Builds berth, the harness and the images locally (no registry), and removes
 # every container, network and image it made, and every berth it started,
@@ -14,6 +22,32 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/ensure-docker.sh
+
+# swarm_rows runs the Swarm backend benchmark and prints its table.
+swarm_rows() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "swarm rows skipped: a second engine in a network namespace needs root" >&2
+    return 0
+  fi
+  if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != inactive ]; then
+    echo "swarm rows skipped: the engine is already in a swarm" >&2
+    return 0
+  fi
+  mkdir -p bench
+  echo "swarm backend: two-node swarm benchmark"
+  BERTH_SWARM_BENCH=1 BERTH_SWARM_BENCH_OUT="$PWD/bench/swarm.json" BERTH_SWARM_BENCH_MD="$PWD/bench/swarm.md" \
+    go test -count=1 -timeout 20m -run '^TestSwarmBenchmark$' ./integration/
+  cat bench/swarm.md
+  if [ -f BENCHMARKS.md ] && [ "${BENCH_SWARM:-}" != only ]; then
+    printf '\n' >> BENCHMARKS.md
+    cat bench/swarm.md >> BENCHMARKS.md
+  fi
+}
+
+if [ "${BENCH_SWARM:-}" = only ]; then
+  swarm_rows
+  exit 0
+fi
 
 run_id=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 work=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench.XXXXXX")
@@ -77,3 +111,7 @@ mkdir -p bench
   -berth "$work/berth" -repo "$repo" -hc-image "$hc_image" \
   -run-id "$run_id" -work "$work" -clk-tck "$(getconf CLK_TCK)" \
   -out bench/results.json -md BENCHMARKS.md
+
+if [ "${BENCH_SWARM:-1}" != 0 ]; then
+  swarm_rows
+fi
