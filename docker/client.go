@@ -39,6 +39,7 @@ type Client struct {
 	onRequest        func(op string)
 	keychain         Keychain
 	limits           atomic.Pointer[Limits]
+	nodeID           atomic.Pointer[string] // swarm node id, once known (services.go)
 
 	pullMu sync.Mutex
 	pulls  map[string]*pullCall // guarded by pullMu; shared in-flight pulls by reference

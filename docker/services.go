@@ -84,6 +84,7 @@ type Node struct {
 	Ready        bool   // state ready (down, unknown and disconnected are not)
 	Availability string // active, pause, drain
 	Manager      bool
+	Local        bool // the node of the engine answering
 }
 
 // SwarmInfo is the engine's swarm membership.
@@ -160,6 +161,10 @@ func serviceRequest(spec ServiceSpec) swarm.ServiceSpec {
 			LogDriver:     &swarm.Driver{Name: "json-file", Options: map[string]string{"max-size": "10m", "max-file": "3"}},
 		},
 		Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &zero}},
+		// A Start replaces every task at once, and a task that fails soon
+		// after never pauses the service: berth handles the failure.
+		UpdateConfig: &swarm.UpdateConfig{Parallelism: 0, Order: swarm.UpdateOrderStopFirst,
+			FailureAction: swarm.UpdateFailureActionContinue, Monitor: 500 * time.Millisecond},
 		// No VIP: it needs the routing mesh berth does not use.
 		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
 	}
@@ -377,12 +382,34 @@ func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
 	if err != nil {
 		return nil, classify("list nodes", err)
 	}
+	local, err := c.localNode(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Node, 0, len(list))
 	for _, n := range list {
-		out = append(out, Node{ID: n.ID, Hostname: n.Description.Hostname, Addr: nodeAddr(n),
+		out = append(out, Node{ID: n.ID, Hostname: n.Description.Hostname, Addr: nodeAddr(n), Local: n.ID == local,
 			Ready: n.Status.State == swarm.NodeStateReady, Availability: string(n.Spec.Availability), Manager: n.ManagerStatus != nil})
 	}
 	return out, nil
+}
+
+// localNode is the swarm node id of the engine, asked once: an engine
+// keeps its node id while it stays in the swarm.
+func (c *Client) localNode(ctx context.Context) (string, error) {
+	if id := c.nodeID.Load(); id != nil {
+		return *id, nil
+	}
+	c.count("info")
+	info, err := c.api.Info(ctx)
+	if err != nil {
+		return "", classify("info", err)
+	}
+	id := info.Swarm.NodeID
+	if id != "" {
+		c.nodeID.Store(&id)
+	}
+	return id, nil
 }
 
 // nodeAddr is where a node is reached: a manager may report 0.0.0.0 as

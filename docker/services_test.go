@@ -35,6 +35,8 @@ func TestServiceRequestIsHardened(t *testing.T) {
 		t.Error("Swarm would restart tasks itself")
 	case *req.Mode.Replicated.Replicas != 0:
 		t.Error("a new service must have no task until Start")
+	case req.UpdateConfig.FailureAction != swarm.UpdateFailureActionContinue || req.UpdateConfig.Parallelism != 0:
+		t.Errorf("update config %+v would let Swarm pause or stagger berth's restarts", req.UpdateConfig)
 	case req.EndpointSpec.Mode != swarm.ResolutionModeDNSRR:
 		t.Error("a VIP needs the routing mesh")
 	case len(req.EndpointSpec.Ports) != 1 || req.EndpointSpec.Ports[0].PublishMode != swarm.PortConfigPublishModeHost || req.EndpointSpec.Ports[0].PublishedPort != 0:

@@ -108,9 +108,10 @@ func removeServices(t testing.TB, agentID string) {
 
 // serviceView is the part of `docker service inspect` the tests check.
 type serviceView struct {
-	ID      string
-	Version struct{ Index uint64 }
-	Spec    struct {
+	ID           string
+	Version      struct{ Index uint64 }
+	UpdateStatus *struct{ State string }
+	Spec         struct {
 		Name         string
 		Labels       map[string]string
 		TaskTemplate struct {
@@ -126,6 +127,7 @@ type serviceView struct {
 				}
 			}
 			RestartPolicy struct{ Condition string }
+			ForceUpdate   uint64
 			Placement     struct{ Constraints []string }
 		}
 		Mode struct {

@@ -137,15 +137,21 @@ func TestSwarmBackendLifecycle(t *testing.T) {
 	}
 	waitSwapEnd(t, ra.api, "svc", time.Minute)
 
-	// A berth restart adopts the service: no update, no new task.
-	before := inspectService(t, "", back.ContainerID)
+	// A berth restart adopts the service: no update, no new task. Swarm
+	// itself bumps the version while it finishes the rollback's update.
+	var before serviceView
+	testenv.WaitFor(t, 30*time.Second, "the rollback's service update to finish", func() (bool, error) {
+		before = inspectService(t, "", back.ContainerID)
+		return before.UpdateStatus == nil || before.UpdateStatus.State == "completed", nil
+	})
 	tasksBefore := runningTasks(t, "", back.ContainerID)
 	ra.stop(t)
 	ra2 := startAgent(t, cfg)
 	again := waitServing(t, ra2.api, "svc", time.Minute, nil)
 	time.Sleep(2 * time.Second) // a few polls and probes; not a timing assertion
 	after := inspectService(t, "", again.ContainerID)
-	if again.ContainerID != back.ContainerID || after.Version.Index != before.Version.Index {
+	if again.ContainerID != back.ContainerID || after.Version.Index != before.Version.Index ||
+		after.Spec.TaskTemplate.ForceUpdate != before.Spec.TaskTemplate.ForceUpdate {
 		t.Errorf("re-adoption changed the service: %s v%d → %s v%d", back.ContainerID, before.Version.Index, again.ContainerID, after.Version.Index)
 	}
 	if tasksAfter := runningTasks(t, "", again.ContainerID); !slices.Equal(tasksAfter, tasksBefore) {

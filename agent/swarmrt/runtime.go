@@ -195,12 +195,33 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	return wrap(r.engine.RemoveService(ctx, id))
 }
 
+// Inspect reads the service, its tasks and the nodes. A task of this node
+// whose container has ended is taken as ended at once: the manager learns
+// it a little later, and the lifecycle asks right after the container's
+// event.
 func (r *Runtime) Inspect(ctx context.Context, id string) (challenge.Instance, error) {
 	svc, err := r.engine.InspectService(ctx, id)
 	if err != nil {
 		return challenge.Instance{}, wrap(err)
 	}
-	return r.inspected(ctx, svc)
+	tasks, err := r.engine.ServiceTasks(ctx, svc.ID)
+	if err != nil {
+		return challenge.Instance{}, wrap(err)
+	}
+	nodes, err := r.nodes(ctx)
+	if err != nil {
+		return challenge.Instance{}, err
+	}
+	if t, ok := dialed(tasks, nodes); ok && t.ContainerID != "" && nodes[t.NodeID].Local {
+		if ct, err := r.engine.Inspect(ctx, t.ContainerID); err == nil && !ct.Running {
+			for i := range tasks {
+				if tasks[i].ID == t.ID {
+					tasks[i].State, tasks[i].ExitCode, tasks[i].Timestamp = "failed", ct.ExitCode, ct.FinishedAt
+				}
+			}
+		}
+	}
+	return r.instance(svc, tasks, nodes), nil
 }
 
 // InSlot finds the service of challenge in slot by its deterministic name,
