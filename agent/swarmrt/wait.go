@@ -9,7 +9,7 @@ import (
 )
 
 // waitEvery is how often a Start or Stop re-reads the service's tasks.
-const waitEvery = 100 * time.Millisecond
+const waitEvery = 50 * time.Millisecond
 
 // waitRunning waits until a task of svc that is not in old serves, and
 // fails when every new task ended without serving or none ran in time.
