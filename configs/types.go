@@ -119,9 +119,15 @@ type Update struct {
 	AutoRollback    bool          `yaml:"auto_rollback" json:"auto_rollback"`
 	RollbackWindow  time.Duration `yaml:"rollback_window" json:"rollback_window"`
 	KeepPrevious    time.Duration `yaml:"keep_previous" json:"keep_previous"`
-	Auto            bool          `yaml:"auto" json:"auto"`
+	Auto            AutoUpdate    `yaml:"auto" json:"auto"`
 	CheckInterval   time.Duration `yaml:"check_interval" json:"check_interval"`
+	// PruneImages removes an old version's image once its kept instance is
+	// gone; nil means on. It steers only cleanup, so SpecHash leaves it out.
+	PruneImages *bool `yaml:"prune_images" json:"prune_images,omitempty"`
 }
+
+// Prunes says whether old images are removed after keep_previous.
+func (u Update) Prunes() bool { return u.PruneImages == nil || *u.PruneImages }
 
 // Resources are container limits.
 type Resources struct {
@@ -264,8 +270,9 @@ func BuiltinDefaults() Defaults {
 			AutoRollback:    true,
 			RollbackWindow:  5 * time.Minute,
 			KeepPrevious:    time.Hour,
-			Auto:            false,
+			Auto:            AutoOff,
 			CheckInterval:   5 * time.Minute,
+			PruneImages:     new(true),
 		},
 		Resources: Resources{CPUs: 1, Memory: 1 << 30, Pids: 512},
 		Security: Security{

@@ -67,6 +67,11 @@ type (
 		constraint, tag string
 		err             error
 	}
+	// msgImagePruned ends the removal of a previous version's image.
+	msgImagePruned struct {
+		ref string
+		err error
+	}
 	// msgProbed is one probe's result; of is the owner's current instance
 	// when the probe began (a new value after every start, adoption or
 	// cut-over, so a result is never taken for a later instance's).
@@ -99,6 +104,7 @@ func (msgStopped) jobReport()         {}
 func (msgProbed) jobReport()          {}
 func (msgUpdateCheck) jobReport()     {}
 func (msgRecoveryStopped) jobReport() {}
+func (msgImagePruned) jobReport()     {}
 func (msgCutOver) jobReport()         {}
 func (msgSwapDone) jobReport()        {}
 func (msgSwapProgress) jobReport()    {}

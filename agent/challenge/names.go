@@ -30,6 +30,7 @@ const (
 	EventDockerDisconnected = "docker_disconnected"
 	EventDockerReconnected  = "docker_reconnected"
 	EventCheckpointCreated  = "checkpoint_created"
+	EventUpdateAvailable    = "update_available"
 )
 
 // Log field names, shared by every line berth writes about a challenge.

@@ -74,7 +74,9 @@ type Owner struct {
 	recoverTries  int
 	recoveryStop  string          // the old instance a recovery's stop job stops
 	badVersions   map[string]bool // failed or rolled back; auto-update skips them
-	pendingSpec   *configs.Challenge
+	// notifiedVersion is the newer version update_available last named.
+	notifiedVersion string
+	pendingSpec     *configs.Challenge
 }
 
 // timers are the owner's one-shot timers; nil when not armed.
@@ -218,6 +220,8 @@ func (c *Owner) onJob(ctx context.Context, r jobReport) {
 		c.onUpdateCheck(ctx, m)
 	case msgRecoveryStopped:
 		c.onRecoveryStopped(ctx, m)
+	case msgImagePruned:
+		c.onImagePruned(m)
 	case msgCutOver:
 		c.onCutOver(m)
 	case msgSwapProgress:

@@ -25,6 +25,9 @@ type Runtime interface {
 	LocalImage(ctx context.Context, ref string) (string, error)
 	// Pull fetches ref and returns its repository digest.
 	Pull(ctx context.Context, ref string, progress func(PullProgress)) (string, error)
+	// RemoveImage removes the local image ref unless an instance, of any
+	// state, still uses it: then ErrConflict.
+	RemoveImage(ctx context.Context, ref string) error
 	// Create makes a stopped instance of spec and returns its id and name.
 	Create(ctx context.Context, spec InstanceSpec) (Instance, error)
 	Start(ctx context.Context, id string) error
