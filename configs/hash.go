@@ -24,7 +24,7 @@ func (c Challenge) SpecHash() string {
 
 func (c Challenge) canonical() Challenge {
 	c = c.Clone()
-	c.Restart.AlertAfter = 0 // alerting only; omitted from the JSON when zero
+	c.Restart.AlertAfter = 0   // alerting only; omitted from the JSON when zero
 	c.Update.PruneImages = nil // cleanup only; omitted from the JSON when nil
 	if len(c.Env) == 0 {
 		c.Env = nil
