@@ -31,6 +31,10 @@ const (
 	EventDockerReconnected  = "docker_reconnected"
 	EventCheckpointCreated  = "checkpoint_created"
 	EventUpdateAvailable    = "update_available"
+	EventStateSaved         = "state_saved"
+	EventStateSaveFailed    = "state_save_failed"
+	EventStateRestored      = "state_restored"
+	EventStateRestoreFailed = "state_restore_failed"
 )
 
 // Log field names, shared by every line berth writes about a challenge.
