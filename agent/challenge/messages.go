@@ -47,8 +47,8 @@ type saveReply struct {
 	err  error
 }
 
-func (msgSaveState) inboxMessage()    {}
-func (msgRestoreState) inboxMessage() {}
+func (msgSaveState) inboxMessage()     {}
+func (msgRestoreState) inboxMessage()  {}
 func (msgInstanceEvent) inboxMessage() {}
 func (msgInstanceList) inboxMessage()  {}
 func (msgRestart) inboxMessage()       {}
