@@ -281,6 +281,11 @@ type version struct {
 	healthy atomic.Bool
 	hits    atomic.Int64
 	state   atomic.Value // []byte answered at /state, set by POST /state
+	// importFails is how many imports still answer 500; exportStatus,
+	// when set, is what every export answers instead of the state.
+	importFails  atomic.Int32
+	exportStatus atomic.Int32
+	imports      atomic.Int32
 }
 
 func newVersion(tb testing.TB) *version {
@@ -294,8 +299,17 @@ func newVersion(tb testing.TB) *version {
 		case r.URL.Path == "/health" && !v.healthy.Load():
 			http.Error(w, "sick", http.StatusInternalServerError)
 		case r.URL.Path == "/state" && r.Method == http.MethodPost:
+			v.imports.Add(1)
+			if v.importFails.Add(-1) >= 0 {
+				http.Error(w, "not now", http.StatusInternalServerError)
+				return
+			}
 			b, _ := io.ReadAll(r.Body)
 			v.state.Store(b)
+		case r.URL.Path == "/state" && v.exportStatus.Load() == http.StatusFound:
+			http.Redirect(w, r, "/elsewhere", http.StatusFound)
+		case r.URL.Path == "/state" && v.exportStatus.Load() != 0:
+			http.Error(w, "broken", int(v.exportStatus.Load()))
 		case r.URL.Path == "/state":
 			_, _ = w.Write(v.state.Load().([]byte))
 		default:
