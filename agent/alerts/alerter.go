@@ -38,6 +38,7 @@ var alertTypes = map[string]bool{
 	challenge.EventDockerDisconnected: true,
 	challenge.EventOOMKilled:          true,
 	challenge.EventUpdateAvailable:    true,
+	challenge.EventStateRestoreFailed: true,
 }
 
 // Alert types the alerter derives from several events; no event has them.
