@@ -98,15 +98,49 @@ func countEvents(t testing.TB, api, typ string) int {
 	return n
 }
 
+// counterRig is berth running the counter challenge from a registry of its own.
+type counterRig struct {
+	ra   *runningAgent
+	cfg  string // the config file
+	id   string // the agent id
+	repo string
+}
+
+// startCounter pushes the counter as each of versions (env per version,
+// optional) and runs berth on the first until it serves.
+func startCounter(t *testing.T, env map[string]map[string]string, versions ...string) *counterRig {
+	t.Helper()
+	testenv.RequireDocker(t)
+	reg := testenv.StartRegistry(t)
+	r := &counterRig{id: testenv.AgentID(t), repo: reg.Host + "/berth-it/echo"}
+	for _, v := range versions {
+		reg.PushChallenge(t, "berth-it/echo", v, env[v])
+	}
+	r.cfg = berthConfig(t, r.id, counterYAML(r.repo, versions[0], ""))
+	r.ra = startAgent(t, r.cfg)
+	waitServing(t, r.ra.api, "cnt", 60*time.Second, nil)
+	return r
+}
+
+// restartWithoutContainers stops berth, removes the agent's containers as an
+// operator would by hand, runs before (which may edit the config or the data
+// directory) and starts berth again.
+func (r *counterRig) restartWithoutContainers(t *testing.T, before func()) {
+	t.Helper()
+	r.ra.stop(t)
+	for _, cid := range testenv.DockerPS(t, r.id) {
+		testenv.Docker(t, "rm", "-f", cid)
+	}
+	if before != nil {
+		before()
+	}
+	r.ra = startAgent(t, r.cfg)
+}
+
 // The counter survives a docker kill, an OOM kill and a hang: each time the
 // new container gets the newest snapshot before it serves.
 func TestStateSurvivesKillOOMAndHang(t *testing.T) {
-	testenv.RequireDocker(t)
-	reg := testenv.StartRegistry(t)
-	id := testenv.AgentID(t)
-	reg.PushChallenge(t, "berth-it/echo", "1.0.0", nil)
-	ra := startAgent(t, berthConfig(t, id, counterYAML(reg.Host+"/berth-it/echo", "1.0.0", "")))
-	waitServing(t, ra.api, "cnt", 60*time.Second, nil)
+	ra := startCounter(t, nil, "1.0.0").ra
 
 	addItems(t, ra.proxy, 5)
 	waitSnapshotOf(t, ra.api, 5)
@@ -141,58 +175,33 @@ func TestStateSurvivesKillOOMAndHang(t *testing.T) {
 // recreated with the counter. Then the store is lost too and restored from
 // a checkpoint, and the counter still comes back.
 func TestStateSurvivesRemovedContainerAndLostStore(t *testing.T) {
-	testenv.RequireDocker(t)
-	reg := testenv.StartRegistry(t)
-	id := testenv.AgentID(t)
-	reg.PushChallenge(t, "berth-it/echo", "1.0.0", nil)
-	cfg := berthConfig(t, id, counterYAML(reg.Host+"/berth-it/echo", "1.0.0", ""))
-	ra := startAgent(t, cfg)
-	waitServing(t, ra.api, "cnt", 60*time.Second, nil)
-	addItems(t, ra.proxy, 4)
-	waitSnapshotOf(t, ra.api, 4)
-	ra.stop(t)
-	v := testenv.DockerPS(t, id)
-	for _, cid := range v {
-		testenv.Docker(t, "rm", "-f", cid)
-	}
-	ra = startAgent(t, cfg)
-	waitItems(t, ra, 4, "the counter in a recreated container")
+	r := startCounter(t, nil, "1.0.0")
+	addItems(t, r.ra.proxy, 4)
+	waitSnapshotOf(t, r.ra.api, 4)
+	r.restartWithoutContainers(t, nil)
+	waitItems(t, r.ra, 4, "the counter in a recreated container")
 
-	addItems(t, ra.proxy, 3)
-	waitSnapshotOf(t, ra.api, 7)
-	if code := testenv.HTTPPost(t, ra.api+"/v1/checkpoints", ""); code != http.StatusCreated {
+	addItems(t, r.ra.proxy, 3)
+	waitSnapshotOf(t, r.ra.api, 7)
+	if code := testenv.HTTPPost(t, r.ra.api+"/v1/checkpoints", ""); code != http.StatusCreated {
 		t.Fatalf("POST checkpoints: %d", code)
 	}
-	ra.stop(t)
-	for _, cid := range testenv.DockerPS(t, id) {
-		testenv.Docker(t, "rm", "-f", cid)
-	}
-	if err := os.RemoveAll(filepath.Join(filepath.Dir(cfg), "data", "state")); err != nil {
-		t.Fatal(err)
-	}
-	ra = startAgent(t, cfg)
-	waitItems(t, ra, 7, "the counter after the store was restored from a checkpoint")
+	r.restartWithoutContainers(t, func() {
+		if err := os.RemoveAll(filepath.Join(filepath.Dir(r.cfg), "data", "state")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	waitItems(t, r.ra, 7, "the counter after the store was restored from a checkpoint")
 }
 
 // A snapshot of version 1 is not imported into version 2 unless
 // across_major allows it; the refusal is an event.
 func TestStateRestoreAcrossMajorRefused(t *testing.T) {
-	testenv.RequireDocker(t)
-	reg := testenv.StartRegistry(t)
-	id := testenv.AgentID(t)
-	reg.PushChallenge(t, "berth-it/echo", "1.0.0", nil)
-	reg.PushChallenge(t, "berth-it/echo", "2.0.0", nil)
-	cfg := berthConfig(t, id, counterYAML(reg.Host+"/berth-it/echo", "1.0.0", ""))
-	ra := startAgent(t, cfg)
-	waitServing(t, ra.api, "cnt", 60*time.Second, nil)
-	addItems(t, ra.proxy, 3)
-	waitSnapshotOf(t, ra.api, 3)
-	ra.stop(t)
-	for _, cid := range testenv.DockerPS(t, id) {
-		testenv.Docker(t, "rm", "-f", cid)
-	}
-	rewriteConfig(t, cfg, `version: "1.0.0"`, `version: "2.0.0"`)
-	ra = startAgent(t, cfg)
+	r := startCounter(t, nil, "1.0.0", "2.0.0")
+	addItems(t, r.ra.proxy, 3)
+	waitSnapshotOf(t, r.ra.api, 3)
+	r.restartWithoutContainers(t, func() { rewriteConfig(t, r.cfg, `version: "1.0.0"`, `version: "2.0.0"`) })
+	ra := r.ra
 	waitServing(t, ra.api, "cnt", 60*time.Second, func(v challengeView) bool { return v.Version == "2.0.0" })
 	ev, ok := findEvent(events(t, ra.api, "cnt"), "state_restore_failed")
 	if !ok || !strings.Contains(ev.Error, "across_major") {
@@ -206,12 +215,7 @@ func TestStateRestoreAcrossMajorRefused(t *testing.T) {
 // Exports that redirect, fail, are too large or too slow are refused with
 // an event saying which, and the last good snapshot stays the newest.
 func TestStateBadExportsKeepLastGoodSnapshot(t *testing.T) {
-	testenv.RequireDocker(t)
-	reg := testenv.StartRegistry(t)
-	id := testenv.AgentID(t)
-	reg.PushChallenge(t, "berth-it/echo", "1.0.0", nil)
-	ra := startAgent(t, berthConfig(t, id, counterYAML(reg.Host+"/berth-it/echo", "1.0.0", "")))
-	waitServing(t, ra.api, "cnt", 60*time.Second, nil)
+	ra := startCounter(t, nil, "1.0.0").ra
 	addItems(t, ra.proxy, 2)
 	waitSnapshotOf(t, ra.api, 2)
 	good := snapshotList(t, ra.api)[0]
@@ -250,26 +254,16 @@ func TestStateBadExportsKeepLastGoodSnapshot(t *testing.T) {
 // never succeed give up at healthy_deadline and the challenge serves
 // without state, saying why.
 func TestStateImportRetriedThenGivenUp(t *testing.T) {
-	testenv.RequireDocker(t)
-	reg := testenv.StartRegistry(t)
-	id := testenv.AgentID(t)
-	reg.PushChallenge(t, "berth-it/echo", "1.0.0", map[string]string{"IMPORT_FAIL": "2"})
-	reg.PushChallenge(t, "berth-it/echo", "1.0.1", map[string]string{"IMPORT_FAIL": "1000000"})
-	cfg := berthConfig(t, id, counterYAML(reg.Host+"/berth-it/echo", "1.0.0", ""))
-	ra := startAgent(t, cfg)
-	waitServing(t, ra.api, "cnt", 60*time.Second, nil)
+	r := startCounter(t, map[string]map[string]string{"1.0.0": {"IMPORT_FAIL": "2"}, "1.0.1": {"IMPORT_FAIL": "1000000"}}, "1.0.0", "1.0.1")
+	ra := r.ra
 	addItems(t, ra.proxy, 6)
 	waitSnapshotOf(t, ra.api, 6)
 	v, _ := challengeStatus(t, ra.api, "cnt")
 	testenv.DockerKill(t, v.ContainerID)
 	waitItems(t, ra, 6, "the counter after two failed imports")
 
-	ra.stop(t)
-	for _, cid := range testenv.DockerPS(t, id) {
-		testenv.Docker(t, "rm", "-f", cid)
-	}
-	rewriteConfig(t, cfg, `version: "1.0.0"`, `version: "1.0.1"`)
-	ra = startAgent(t, cfg)
+	r.restartWithoutContainers(t, func() { rewriteConfig(t, r.cfg, `version: "1.0.0"`, `version: "1.0.1"`) })
+	ra = r.ra
 	testenv.WaitFor(t, 60*time.Second, "state_restore_failed", func() (bool, error) {
 		return countEvents(t, ra.api, "state_restore_failed") > 0, nil
 	})
@@ -285,12 +279,7 @@ func TestStateImportRetriedThenGivenUp(t *testing.T) {
 
 // The API and CLI paths: save now, list, restore an older snapshot.
 func TestStateSaveListRestoreThroughAPI(t *testing.T) {
-	testenv.RequireDocker(t)
-	reg := testenv.StartRegistry(t)
-	id := testenv.AgentID(t)
-	reg.PushChallenge(t, "berth-it/echo", "1.0.0", nil)
-	ra := startAgent(t, berthConfig(t, id, counterYAML(reg.Host+"/berth-it/echo", "1.0.0", "")))
-	waitServing(t, ra.api, "cnt", 60*time.Second, nil)
+	ra := startCounter(t, nil, "1.0.0").ra
 	addItems(t, ra.proxy, 1)
 	resp, err := http.Post(ra.api+"/v1/challenges/cnt/snapshots", "application/json", nil)
 	if err != nil {
