@@ -19,6 +19,7 @@ func (a *Agent) apiHandler() http.Handler {
 		Directory: a.dir,
 		Events:    apiEvents{a.store},
 		Desired:   apiDesired{a},
+		Snapshots: lifeStore{a.store},
 		Ready:     a.readiness,
 		Health:    a.healthReport,
 		Token:     a.token,

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"errors"
+
 	"berth/agent/challenge"
 	"berth/statestore"
 )
@@ -22,9 +24,38 @@ func (l lifeStore) Swap(name string) (challenge.SwapPlan, bool, error) {
 	return challenge.SwapPlan(p), ok, err
 }
 
-func (l lifeStore) PutSnapshot(snap challenge.Snapshot) error {
-	_, err := l.s.PutSnapshot(statestore.Snapshot{Challenge: snap.Challenge, Version: snap.Version, Data: snap.Data})
-	return err
+func (l lifeStore) PutSnapshot(snap challenge.Snapshot, keep int) (challenge.Snapshot, error) {
+	saved, err := l.s.PutSnapshot(statestore.Snapshot{Challenge: snap.Challenge, Version: snap.Version, Data: snap.Data, Created: snap.At}, keep)
+	return fromSnapshot(saved), err
+}
+
+func (l lifeStore) Snapshots(name string) ([]challenge.Snapshot, error) {
+	list, err := l.s.Snapshots(name)
+	out := make([]challenge.Snapshot, len(list))
+	for i, s := range list {
+		out[i] = fromSnapshot(s)
+	}
+	return out, err
+}
+
+func (l lifeStore) SnapshotBySeq(name string, seq uint64) (challenge.Snapshot, error) {
+	snap, err := l.s.SnapshotBySeq(name, seq)
+	switch {
+	case errors.Is(err, statestore.ErrNoSnapshot):
+		err = errors.Join(challenge.ErrNotFound, err)
+	case errors.Is(err, statestore.ErrSnapshotCorrupt):
+		err = errors.Join(challenge.ErrSnapshotCorrupt, err)
+	}
+	return fromSnapshot(snap), err
+}
+
+func (l lifeStore) NewestSnapshot(name string, usable func(challenge.Snapshot) bool) (challenge.Snapshot, []uint64, bool, error) {
+	pick, err := l.s.NewestSnapshot(name, func(s statestore.Snapshot) bool { return usable == nil || usable(fromSnapshot(s)) })
+	return fromSnapshot(pick.Snapshot), pick.Corrupt, pick.Found, err
+}
+
+func fromSnapshot(s statestore.Snapshot) challenge.Snapshot {
+	return challenge.Snapshot{Challenge: s.Challenge, Seq: s.Seq, Version: s.Version, Data: s.Data, SHA256: s.SHA256, Bytes: s.Bytes, At: s.Created}
 }
 
 // Commit applies w in one transaction.

@@ -15,6 +15,6 @@ func (r proxyRoutes) Route(name string) (proxy.Route, bool) {
 		return proxy.Route{}, false
 	}
 	st := h.Status()
-	return proxy.Route{Name: name, Upstream: st.Upstream, Serving: st.Health.Serving(),
+	return proxy.Route{Name: name, Upstream: st.Upstream, Serving: st.Serving(),
 		State: string(st.State), Health: string(st.Health)}, true
 }

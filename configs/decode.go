@@ -37,6 +37,7 @@ const (
 var (
 	durationType    = reflect.TypeFor[time.Duration]()
 	byteSizeType    = reflect.TypeFor[ByteSize]()
+	autoUpdateType  = reflect.TypeFor[AutoUpdate]()
 	yamlLineRE      = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 	unknownAnchorRE = regexp.MustCompile(`^unknown anchor '(.*)' referenced$`)
 )
@@ -351,8 +352,32 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, key string, depth i
 			v.SetInt(int64(b))
 		}
 		return
+	case autoUpdateType:
+		if s, null, ok := d.scalar(orig, n, key, "true, false or notify"); ok {
+			if null {
+				s = ""
+			}
+			mode, err := ParseAutoUpdate(s)
+			if err != nil {
+				d.fail(orig, key, "%v", err)
+				return
+			}
+			v.Set(reflect.ValueOf(mode))
+		}
+		return
 	}
 	switch v.Kind() {
+	case reflect.Pointer:
+		// An optional value: null leaves it unset, so its default applies.
+		if isNull(n) {
+			v.Set(reflect.Zero(v.Type()))
+			return
+		}
+		p := reflect.New(v.Type().Elem())
+		d.decodeValue(orig, p.Elem(), key, depth)
+		if !d.bad[key] {
+			v.Set(p)
+		}
 	case reflect.Struct:
 		d.decodeStruct(orig, v, key, depth)
 	case reflect.String:

@@ -24,7 +24,10 @@ func (c Challenge) SpecHash() string {
 
 func (c Challenge) canonical() Challenge {
 	c = c.Clone()
-	c.Restart.AlertAfter = 0 // alerting only; omitted from the JSON when zero
+	c.Restart.AlertAfter = 0   // alerting only; omitted from the JSON when zero
+	c.Update.PruneImages = nil // cleanup only; omitted from the JSON when nil
+	// Snapshot settings steer berth only; omitted from the JSON when zero.
+	c.State.SnapshotInterval, c.State.Keep, c.State.Restore, c.State.MaxBytes = 0, 0, nil, 0
 	if len(c.Env) == 0 {
 		c.Env = nil
 	}

@@ -61,7 +61,7 @@ func TestSpecHashChanges(t *testing.T) {
 		{"state", func(c *Challenge) { c.State.AcrossMajor = true }},
 		{"health", func(c *Challenge) { c.Health.Path = "/hz" }},
 		{"restart", func(c *Challenge) { c.Restart.Jitter = 0.3 }},
-		{"update", func(c *Challenge) { c.Update.Auto = true }},
+		{"update", func(c *Challenge) { c.Update.Auto = AutoSwap }},
 		{"resources", func(c *Challenge) { c.Resources.Memory = 2 * GiB }},
 		{"security", func(c *Challenge) { c.Security.Tmpfs = []string{"/tmp", "/run"} }},
 	}

@@ -34,7 +34,7 @@ func TestBuiltinDefaultsApplied(t *testing.T) {
 		Restart: Restart{InitialBackoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Minute, Multiplier: 2, Jitter: 0.2,
 			ResetAfter: 10 * time.Minute, OnUnhealthy: true, MaxRestarts: 0, Window: time.Hour, StopTimeout: 10 * time.Second, AlertAfter: 3},
 		Update: Update{HealthyDeadline: 2 * time.Minute, MinHealthyTime: 10 * time.Second, DrainTimeout: time.Hour,
-			AutoRollback: true, RollbackWindow: 5 * time.Minute, KeepPrevious: time.Hour, Auto: false, CheckInterval: 5 * time.Minute},
+			AutoRollback: true, RollbackWindow: 5 * time.Minute, KeepPrevious: time.Hour, Auto: AutoOff, CheckInterval: 5 * time.Minute, PruneImages: new(true)},
 		Resources: Resources{CPUs: 1, Memory: GiB, Pids: 512},
 		Security:  Security{ReadOnly: true, CapDrop: []string{"ALL"}, NoNewPrivileges: true, Tmpfs: []string{"/tmp"}},
 	}

@@ -122,9 +122,15 @@ type Update struct {
 	AutoRollback    bool          `yaml:"auto_rollback" json:"auto_rollback"`
 	RollbackWindow  time.Duration `yaml:"rollback_window" json:"rollback_window"`
 	KeepPrevious    time.Duration `yaml:"keep_previous" json:"keep_previous"`
-	Auto            bool          `yaml:"auto" json:"auto"`
+	Auto            AutoUpdate    `yaml:"auto" json:"auto"`
 	CheckInterval   time.Duration `yaml:"check_interval" json:"check_interval"`
+	// PruneImages removes an old version's image once its kept instance is
+	// gone; nil means on. It steers only cleanup, so SpecHash leaves it out.
+	PruneImages *bool `yaml:"prune_images" json:"prune_images,omitempty"`
 }
+
+// Prunes says whether old images are removed after keep_previous.
+func (u Update) Prunes() bool { return u.PruneImages == nil || *u.PruneImages }
 
 // Resources are container limits.
 type Resources struct {
@@ -173,11 +179,53 @@ type Volume struct {
 	ReadOnly bool   `yaml:"read_only" json:"read_only"`
 }
 
-// State configures the optional state hand-off during swaps.
+// State configures the challenge's state: handed over during swaps, and
+// with snapshot_interval kept in snapshots that survive crashes.
 type State struct {
 	Export      string `yaml:"export" json:"export"` // GET path on the old container
 	Import      string `yaml:"import" json:"import"` // POST path on the new container
 	AcrossMajor bool   `yaml:"across_major" json:"across_major"`
+	// The keys below steer only berth, not the container, so SpecHash leaves
+	// them out: changing them recreates nothing.
+	//
+	// SnapshotInterval > 0 exports the state that often while healthy.
+	SnapshotInterval time.Duration `yaml:"snapshot_interval" json:"snapshot_interval,omitempty"`
+	// Keep is how many snapshots are kept; 0 means DefaultSnapshotsKept.
+	Keep int `yaml:"keep" json:"keep,omitempty"`
+	// Restore imports the newest usable snapshot into every new container
+	// before it serves; nil means on.
+	Restore *bool `yaml:"restore" json:"restore,omitempty"`
+	// MaxBytes caps one export; 0 means MaxSnapshotBytes.
+	MaxBytes ByteSize `yaml:"max_bytes" json:"max_bytes,omitempty"`
+}
+
+// Snapshot limits: the store holds at most MaxSnapshotBytes per snapshot
+// and MaxSnapshotsKept per challenge.
+const (
+	DefaultSnapshotsKept = 5
+	MaxSnapshotsKept     = 100
+	MaxSnapshotBytes     = 16 * MiB
+	MinSnapshotInterval  = 100 * time.Millisecond
+)
+
+// Restores says whether new containers get the newest snapshot: on unless
+// turned off, and only with an import path.
+func (s State) Restores() bool { return s.Import != "" && (s.Restore == nil || *s.Restore) }
+
+// Kept is how many snapshots are kept.
+func (s State) Kept() int {
+	if s.Keep <= 0 {
+		return DefaultSnapshotsKept
+	}
+	return s.Keep
+}
+
+// ExportLimit caps one export in bytes.
+func (s State) ExportLimit() int64 {
+	if s.MaxBytes <= 0 || s.MaxBytes > MaxSnapshotBytes {
+		return int64(MaxSnapshotBytes)
+	}
+	return int64(s.MaxBytes)
 }
 
 // Enumerated values.
@@ -276,8 +324,9 @@ func BuiltinDefaults() Defaults {
 			AutoRollback:    true,
 			RollbackWindow:  5 * time.Minute,
 			KeepPrevious:    time.Hour,
-			Auto:            false,
+			Auto:            AutoOff,
 			CheckInterval:   5 * time.Minute,
+			PruneImages:     new(true),
 		},
 		Resources: Resources{CPUs: 1, Memory: 1 << 30, Pids: 512},
 		Security: Security{

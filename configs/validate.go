@@ -96,6 +96,7 @@ func validateChallenge(c *checker, ch Challenge, p string) {
 	validatePlacement(c, ch, p)
 	statePath(c, join(join(p, "state"), "export"), ch.State.Export)
 	statePath(c, join(join(p, "state"), "import"), ch.State.Import)
+	validateSnapshots(c, ch.State, join(p, "state"))
 	validateHealth(c, ch.Health, join(p, "health"))
 	validateRestart(c, ch.Restart, join(p, "restart"))
 	validateUpdate(c, ch.Update, join(p, "update"))
@@ -186,6 +187,23 @@ func absPath(c *checker, key, v string) bool {
 func statePath(c *checker, key, v string) {
 	if v != "" && !strings.HasPrefix(v, "/") {
 		c.add(key, "%q must start with /", v)
+	}
+}
+
+func validateSnapshots(c *checker, s State, p string) {
+	switch {
+	case s.SnapshotInterval < 0:
+		c.add(join(p, "snapshot_interval"), "%s must not be negative", s.SnapshotInterval)
+	case s.SnapshotInterval > 0 && s.SnapshotInterval < MinSnapshotInterval:
+		c.add(join(p, "snapshot_interval"), "%s is shorter than the minimum of %s", s.SnapshotInterval, MinSnapshotInterval)
+	case s.SnapshotInterval > 0 && s.Export == "":
+		c.add(join(p, "snapshot_interval"), "snapshots need state.export, the path berth GETs the state from")
+	}
+	if s.Keep < 0 || s.Keep > MaxSnapshotsKept {
+		c.add(join(p, "keep"), "%d must be between 1 and %d", s.Keep, MaxSnapshotsKept)
+	}
+	if s.MaxBytes < 0 || s.MaxBytes > MaxSnapshotBytes {
+		c.add(join(p, "max_bytes"), "%s must be between 1 and %s", s.MaxBytes, ByteSize(MaxSnapshotBytes))
 	}
 }
 

@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -9,7 +10,10 @@ import (
 	"time"
 
 	"berth/agent"
+	"berth/agent/challenge"
+	"berth/agent/swarmrt"
 	"berth/configs"
+	"berth/docker"
 	"berth/integration/testenv"
 )
 
@@ -137,6 +141,12 @@ func TestSwarmBackendLifecycle(t *testing.T) {
 	}
 	waitSwapEnd(t, ra.api, "svc", time.Minute)
 
+	// An image a kept service names is not removed, though no task runs it.
+	rt := swarmRuntime(t, id)
+	if err := rt.RemoveImage(context.Background(), repo+":1.1.0"); !errors.Is(err, challenge.ErrConflict) {
+		t.Errorf("RemoveImage of the kept service's image: %v, want ErrConflict", err)
+	}
+
 	// A berth restart adopts the service: no update, no new task. Swarm
 	// itself bumps the version while it finishes the rollback's update.
 	var before serviceView
@@ -187,4 +197,17 @@ func TestSwarmBackendLifecycle(t *testing.T) {
 	if _, ok := findEvent(events(t, ra2.api, "ghost"), "orphan_removed"); !ok {
 		t.Error("no orphan_removed event")
 	}
+}
+
+// swarmRuntime is the swarm runtime of agentID on the default engine.
+func swarmRuntime(t testing.TB, agentID string) *swarmrt.Runtime {
+	t.Helper()
+	engine, err := docker.New(docker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { engine.Close() })
+	a := configs.BuiltinAgent()
+	a.ID, a.Backend = agentID, configs.BackendSwarm
+	return swarmrt.New(engine, a)
 }

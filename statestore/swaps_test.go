@@ -30,7 +30,7 @@ func TestSnapshotsKeepNewestFiveAndCapSize(t *testing.T) {
 	s := openStore(t, t.TempDir(), Options{})
 	base := time.Unix(1700000000, 0)
 	for i := range 8 {
-		if _, err := s.PutSnapshot(Snapshot{Challenge: "c", Version: fmt.Sprint(i), Data: []byte{byte(i)}, Created: base.Add(time.Duration(i) * time.Second)}); err != nil {
+		if _, err := s.PutSnapshot(Snapshot{Challenge: "c", Version: fmt.Sprint(i), Data: []byte{byte(i)}, Created: base.Add(time.Duration(i) * time.Second)}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -45,7 +45,7 @@ func TestSnapshotsKeepNewestFiveAndCapSize(t *testing.T) {
 	if err != nil || !ok || !bytes.Equal(latest.Data, []byte{7}) {
 		t.Errorf("LatestSnapshot = %+v %v %v", latest, ok, err)
 	}
-	if _, err := s.PutSnapshot(Snapshot{Challenge: "c", Data: make([]byte, MaxSnapshotBytes+1)}); err == nil {
+	if _, err := s.PutSnapshot(Snapshot{Challenge: "c", Data: make([]byte, MaxSnapshotBytes+1)}, 0); err == nil {
 		t.Error("oversized snapshot accepted")
 	}
 	if _, ok, _ := s.LatestSnapshot("other"); ok {
@@ -75,7 +75,7 @@ func TestSnapshotNearCapIsStoredAndSurvivesReopenAndBackup(t *testing.T) {
 	data := snapshotPattern(15 << 20)
 	base := time.Unix(1700000000, 0)
 	for i := range 2 {
-		if _, err := s.PutSnapshot(Snapshot{Challenge: "c", Version: fmt.Sprint(i), Data: data, Created: base.Add(time.Duration(i) * time.Second)}); err != nil {
+		if _, err := s.PutSnapshot(Snapshot{Challenge: "c", Version: fmt.Sprint(i), Data: data, Created: base.Add(time.Duration(i) * time.Second)}, 0); err != nil {
 			msg := err.Error()
 			if len(msg) > 300 {
 				msg = msg[:300] + "…"
@@ -113,7 +113,7 @@ func TestSnapshotNearCapIsStoredAndSurvivesReopenAndBackup(t *testing.T) {
 
 func TestSnapshotOverCapErrorCarriesNoData(t *testing.T) {
 	s := openStore(t, t.TempDir(), Options{})
-	_, err := s.PutSnapshot(Snapshot{Challenge: "c", Data: snapshotPattern(MaxSnapshotBytes + 1)})
+	_, err := s.PutSnapshot(Snapshot{Challenge: "c", Data: snapshotPattern(MaxSnapshotBytes + 1)}, 0)
 	if err == nil {
 		t.Fatal("oversized snapshot accepted")
 	}
@@ -146,7 +146,7 @@ func TestSnapshotWorstCaseSizesFit(t *testing.T) {
 	base := time.Unix(1700000000, 0)
 	sizes := []int{MaxSnapshotBytes, MaxSnapshotBytes - 1, snapChunkBytes - 1, snapChunkBytes, snapChunkBytes + 1, MaxSnapshotBytes - 1, MaxSnapshotBytes, 0, MaxSnapshotBytes - 1}
 	for i, n := range sizes {
-		if _, err := s.PutSnapshot(Snapshot{Challenge: "c", Version: fmt.Sprint(i), Data: snapshotPattern(n), Created: base.Add(time.Duration(i) * time.Second)}); err != nil {
+		if _, err := s.PutSnapshot(Snapshot{Challenge: "c", Version: fmt.Sprint(i), Data: snapshotPattern(n), Created: base.Add(time.Duration(i) * time.Second)}, 0); err != nil {
 			t.Fatalf("PutSnapshot(%d bytes) #%d: %.300s", n, i, err)
 		}
 		got, ok, err := s.LatestSnapshot("c")

@@ -37,6 +37,8 @@ var alertTypes = map[string]bool{
 	challenge.EventSwapRolledBack:     true,
 	challenge.EventDockerDisconnected: true,
 	challenge.EventOOMKilled:          true,
+	challenge.EventUpdateAvailable:    true,
+	challenge.EventStateRestoreFailed: true,
 }
 
 // Alert types the alerter derives from several events; no event has them.

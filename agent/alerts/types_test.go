@@ -123,6 +123,34 @@ func TestAlertsOOMKilled(t *testing.T) {
 	wantAlert(t, h.rc.next(t), challenge.EventOOMKilled, "db", 0)
 }
 
+func TestAlertsUpdateAvailable(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	h := startWithOptions(t, newAlertReceiver(t, nil), Options{})
+	defer h.close()
+
+	ev := h.feed.append(challenge.Event{Type: challenge.EventUpdateAvailable, Challenge: "web", From: "1.0.0", To: "1.1.0",
+		Message: "1.1.0 matches ^1.0.0; running 1.0.0"})
+	p := h.rc.next(t)
+	wantAlert(t, p, challenge.EventUpdateAvailable, "web", 0)
+	if p.Seq != ev.Seq || p.Event.From != "1.0.0" || p.Event.To != "1.1.0" || !strings.Contains(p.Message, "1.1.0") {
+		t.Errorf("update_available payload %+v does not carry the event %+v", p, ev)
+	}
+}
+
+func TestAlertsStateRestoreFailed(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	h := startWithOptions(t, newAlertReceiver(t, nil), Options{})
+	defer h.close()
+
+	ev := h.feed.append(challenge.Event{Type: challenge.EventStateRestoreFailed, Challenge: "web",
+		Message: "serving without state", Error: "POST http://10.0.0.2:8080/state answered 500"})
+	p := h.rc.next(t)
+	wantAlert(t, p, challenge.EventStateRestoreFailed, "web", 0)
+	if p.Seq != ev.Seq || p.Error != ev.Error {
+		t.Errorf("state_restore_failed payload %+v does not carry the event %+v", p, ev)
+	}
+}
+
 func TestAlertsRecovered(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	h := startWithOptions(t, newAlertReceiver(t, nil), Options{Config: restartConfig(2, time.Hour)})

@@ -37,6 +37,8 @@ type Options struct {
 	Desired Desired
 	// Checkpoints serves /v1/checkpoints.
 	Checkpoints Checkpoints
+	// Snapshots lists stored state snapshots; nil leaves their paths out.
+	Snapshots Snapshots
 	// Ready answers /readyz: whether berth is ready, and the state of each
 	// component. A component "agent" reading "draining" reports draining.
 	Ready func() (ok bool, components map[string]string)
@@ -109,6 +111,11 @@ func (s *server) routes() http.Handler {
 		mux.Handle("POST /v1/reload", s.handle(s.reload))
 	}
 	mux.Handle("POST /v1/challenges/{name}/rollback", s.handle(s.rollbackChallenge))
+	if s.Snapshots != nil {
+		mux.Handle("GET /v1/challenges/{name}/snapshots", s.handle(s.listSnapshots))
+		mux.Handle("POST /v1/challenges/{name}/snapshots", s.handle(s.saveSnapshot))
+		mux.Handle("POST /v1/challenges/{name}/snapshots/{seq}/restore", s.handle(s.restoreSnapshot))
+	}
 	if s.Checkpoints != nil {
 		mux.Handle("GET /v1/checkpoints", s.handle(s.listCheckpoints))
 		mux.Handle("POST /v1/checkpoints", s.handle(s.createCheckpoint))

@@ -2,15 +2,16 @@ package challenge
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"berth/configs"
 )
 
-// armAutoUpdate schedules the next registry check of a challenge with
-// update.auto, jittered by up to ±20% so validators do not all swap at once.
+// armAutoUpdate schedules the next registry check of a challenge whose
+// update.auto checks, jittered by up to ±20% so validators do not all swap at once.
 func (c *Owner) armAutoUpdate() {
-	if !c.spec.Update.Auto || configs.IsExactVersion(c.spec.Version) {
+	if !c.spec.Update.Auto.Checks() || configs.IsExactVersion(c.spec.Version) {
 		return
 	}
 	d := c.spec.Update.CheckInterval
@@ -20,7 +21,7 @@ func (c *Owner) armAutoUpdate() {
 
 // checkForUpdate asks the registry, in a job, for the highest tag matching
 // the version constraint; onUpdateCheck swaps to it when it differs from the
-// running one.
+// running one, or with update.auto notify says a newer one is out.
 func (c *Owner) checkForUpdate(ctx context.Context) {
 	if c.swap != nil || c.draining != nil || c.current == nil || c.lifecycle != Running {
 		c.armAutoUpdate()
@@ -47,8 +48,24 @@ func (c *Owner) onUpdateCheck(ctx context.Context, m msgUpdateCheck) {
 	if c.swap != nil || c.draining != nil || c.current == nil || c.lifecycle != Running {
 		return
 	}
+	if c.spec.Update.Auto == configs.AutoNotify {
+		c.notifyUpdate(m.tag)
+		return
+	}
 	c.logf(LevelInfo, "newer version found; swapping", nil, F(FieldFrom, c.rec.Version), F(FieldTo, m.tag))
 	if r := c.startSwap(ctx, c.spec.Version, swapAuto); r.err != nil {
 		c.logf(LevelWarn, "auto-update swap", r.err)
 	}
+}
+
+// notifyUpdate raises update_available once per newer version; the operator
+// swaps when they choose.
+func (c *Owner) notifyUpdate(tag string) {
+	if d := VersionDelta(c.rec.Version, tag); d == "downgrade" || d == "same" || c.notifiedVersion == tag {
+		return
+	}
+	c.notifiedVersion = tag
+	c.logf(LevelInfo, "newer version available", nil, F(FieldFrom, c.rec.Version), F(FieldTo, tag))
+	c.persist(Event{Type: EventUpdateAvailable, From: c.rec.Version, To: tag,
+		Message: fmt.Sprintf("%s matches %s; running %s (berth swap %s %s)", tag, c.spec.Version, c.rec.Version, c.spec.Name, tag)})
 }

@@ -178,7 +178,7 @@ func (c *Owner) reuse(ctx context.Context, slot Slot) (bool, error) {
 	if slot.SpecHash != c.hash && in.Running {
 		// Serve on with the old spec while a blue-green swap brings in the new.
 		c.logf(LevelInfo, "spec changed; swapping to it", nil, F(FieldContainerID, ShortID(in.ID)))
-		c.adopt(in)
+		c.adopt(ctx, in)
 		c.pendingSwap = true
 		return true, nil
 	}
@@ -187,7 +187,7 @@ func (c *Owner) reuse(ctx context.Context, slot Slot) (bool, error) {
 		return false, c.Runtime.Remove(ctx, in.ID)
 	}
 	if in.Running {
-		c.adopt(in)
+		c.adopt(ctx, in)
 		return true, nil
 	}
 	if c.lifecycle == Registered {
@@ -212,7 +212,7 @@ func (c *Owner) reuse(ctx context.Context, slot Slot) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	c.started(in, slot.Version, slot.Digest)
+	c.started(ctx, in, slot.Version, slot.Digest)
 	return true, nil
 }
 
@@ -253,12 +253,13 @@ func (c *Owner) createAndStart(ctx context.Context, ref, tag, digest string) err
 	if err != nil {
 		return err
 	}
-	c.started(in, tag, digest)
+	c.started(ctx, in, tag, digest)
 	return nil
 }
 
-// started records an instance that is now running and begins probing it.
-func (c *Owner) started(in Instance, version, digest string) {
+// started records an instance that is now running and begins probing it;
+// its state is restored before it serves.
+func (c *Owner) started(ctx context.Context, in Instance, version, digest string) {
 	c.current = &in
 	c.rec.Version = version
 	c.rec.Digest = digest
@@ -269,10 +270,13 @@ func (c *Owner) started(in Instance, version, digest string) {
 	c.setLifecycle(Running)
 	c.persist(Event{Type: EventStarted, ContainerID: in.ID, Message: "container started", To: in.Address})
 	c.armProbe(0)
+	c.armSnapshots(true)
+	c.beginRestore(ctx)
 }
 
-// adopt takes over an instance that is already running (after berth restarted).
-func (c *Owner) adopt(in Instance) {
+// adopt takes over an instance that is already running (after berth
+// restarted); one that was migrating gets its state first.
+func (c *Owner) adopt(ctx context.Context, in Instance) {
 	c.current = &in
 	slot := c.rec.Slots[c.activeSlot()]
 	c.rec.Version = slot.Version
@@ -286,4 +290,9 @@ func (c *Owner) adopt(in Instance) {
 	c.setLifecycle(Running)
 	c.persist(Event{Type: EventAdopted, ContainerID: in.ID, Message: "adopted running container", To: in.Address})
 	c.armProbe(0)
+	c.armSnapshots(true)
+	if c.resumeRestore {
+		c.resumeRestore = false
+		c.beginRestore(ctx)
+	}
 }

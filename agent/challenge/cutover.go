@@ -153,6 +153,7 @@ func (c *Owner) onSwapDone(ctx context.Context, m msgSwapDone) {
 	default:
 		return // a rollback routed back to its old instance and took over
 	}
+	c.loadSnapshotInfo() // the swap stored its hand-off as a snapshot
 	plan := m.job.snapshot()
 	took := c.Clock.Now().Sub(m.job.startedAt)
 	ev := Event{Type: EventSwapCompleted, Challenge: c.spec.Name, From: plan.From, To: plan.To, Phase: PhaseCompleted,
@@ -198,6 +199,12 @@ func (c *Owner) onSwapDone(ctx context.Context, m msgSwapDone) {
 // and clears a give-up.
 func (c *Owner) applySpec(ctx context.Context, spec configs.Challenge) {
 	if spec.SpecHash() == c.hash {
+		// Only what steers berth alone changed (snapshots, pruning).
+		interval := c.spec.State.SnapshotInterval
+		c.spec = spec
+		if spec.State.SnapshotInterval != interval {
+			c.armSnapshots(true)
+		}
 		return
 	}
 	c.rec.DesiredVersion = ""

@@ -2,6 +2,8 @@ package challenge
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -22,10 +24,14 @@ type memStore struct {
 	events   []Event
 	snaps    []Snapshot
 	failNext int // Commits still to fail
+	// failSnapshots is how many PutSnapshot calls still fail; corrupt
+	// marks snapshots whose bytes fail their checksum.
+	failSnapshots int
+	corrupt       map[uint64]bool
 }
 
 func newMemStore() *memStore {
-	return &memStore{runtime: map[string]Record{}, swaps: map[string]SwapPlan{}}
+	return &memStore{runtime: map[string]Record{}, swaps: map[string]SwapPlan{}, corrupt: map[uint64]bool{}}
 }
 
 var errStoreFailure = io.ErrClosedPipe
@@ -70,11 +76,80 @@ func (s *memStore) Commit(w Write) ([]Event, error) {
 	return saved, nil
 }
 
-func (s *memStore) PutSnapshot(snap Snapshot) error {
+func (s *memStore) PutSnapshot(snap Snapshot, keep int) (Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.failSnapshots > 0 {
+		s.failSnapshots--
+		return Snapshot{}, errStoreFailure
+	}
+	snap.Seq = 1
+	if n := len(s.snaps); n > 0 {
+		snap.Seq = s.snaps[n-1].Seq + 1
+	}
+	snap.Bytes = len(snap.Data)
+	snap.SHA256 = fmt.Sprintf("%x", sha256.Sum256(snap.Data))
 	s.snaps = append(s.snaps, snap)
-	return nil
+	if len(s.snaps) > keep {
+		s.snaps = s.snaps[len(s.snaps)-keep:]
+	}
+	return snap, nil
+}
+
+func (s *memStore) Snapshots(name string) ([]Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Snapshot
+	for i := len(s.snaps) - 1; i >= 0; i-- {
+		if snap := s.snaps[i]; snap.Challenge == name {
+			snap.Data = nil
+			out = append(out, snap)
+		}
+	}
+	return out, nil
+}
+
+func (s *memStore) SnapshotBySeq(name string, seq uint64) (Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, snap := range s.snaps {
+		if snap.Challenge == name && snap.Seq == seq {
+			if s.corrupt[seq] {
+				return Snapshot{}, ErrSnapshotCorrupt
+			}
+			return snap, nil
+		}
+	}
+	return Snapshot{}, ErrNotFound
+}
+
+func (s *memStore) NewestSnapshot(name string, usable func(Snapshot) bool) (Snapshot, []uint64, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var corrupt []uint64
+	for i := len(s.snaps) - 1; i >= 0; i-- {
+		snap := s.snaps[i]
+		if snap.Challenge != name || (usable != nil && !usable(snap)) {
+			continue
+		}
+		if s.corrupt[snap.Seq] {
+			corrupt = append(corrupt, snap.Seq)
+			continue
+		}
+		return snap, corrupt, true, nil
+	}
+	return Snapshot{}, corrupt, false, nil
+}
+
+// snapshotData lists the stored snapshots' bytes, oldest first.
+func (s *memStore) snapshotData() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, snap := range s.snaps {
+		out = append(out, string(snap.Data))
+	}
+	return out
 }
 
 // put stores a record as a berth that ran earlier would have.
@@ -206,6 +281,11 @@ type version struct {
 	healthy atomic.Bool
 	hits    atomic.Int64
 	state   atomic.Value // []byte answered at /state, set by POST /state
+	// importFails is how many imports still answer 500; exportStatus,
+	// when set, is what every export answers instead of the state.
+	importFails  atomic.Int32
+	exportStatus atomic.Int32
+	imports      atomic.Int32
 }
 
 func newVersion(tb testing.TB) *version {
@@ -219,8 +299,17 @@ func newVersion(tb testing.TB) *version {
 		case r.URL.Path == "/health" && !v.healthy.Load():
 			http.Error(w, "sick", http.StatusInternalServerError)
 		case r.URL.Path == "/state" && r.Method == http.MethodPost:
+			v.imports.Add(1)
+			if v.importFails.Add(-1) >= 0 {
+				http.Error(w, "not now", http.StatusInternalServerError)
+				return
+			}
 			b, _ := io.ReadAll(r.Body)
 			v.state.Store(b)
+		case r.URL.Path == "/state" && v.exportStatus.Load() == http.StatusFound:
+			http.Redirect(w, r, "/elsewhere", http.StatusFound)
+		case r.URL.Path == "/state" && v.exportStatus.Load() != 0:
+			http.Error(w, "broken", int(v.exportStatus.Load()))
 		case r.URL.Path == "/state":
 			_, _ = w.Write(v.state.Load().([]byte))
 		default:

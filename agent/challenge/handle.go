@@ -108,6 +108,29 @@ func (h *Handle) Rollback(ctx context.Context) (SwapResult, error) {
 	return h.askSwap(ctx, msgSwap{kind: swapRollback})
 }
 
+// SaveState asks the owner to export a state snapshot now and returns it,
+// without its data. ErrNoState, ErrNotServing or ErrStateBusy refuse it.
+func (h *Handle) SaveState(ctx context.Context) (Snapshot, error) {
+	m := msgSaveState{reply: make(chan saveReply, 1), ticket: newTicket()}
+	rep, busy := askOwner(ctx, h, m, m.ticket, m.reply)
+	if busy != nil {
+		return Snapshot{}, busy
+	}
+	rep.snap.Data = nil
+	return rep.snap, rep.err
+}
+
+// RestoreState asks the owner to import snapshot seq into the serving
+// instance, which is migrating (not served) meanwhile.
+func (h *Handle) RestoreState(ctx context.Context, seq uint64) error {
+	m := msgRestoreState{seq: seq, reply: make(chan error, 1), ticket: newTicket()}
+	err, busy := askOwner(ctx, h, m, m.ticket, m.reply)
+	if busy != nil {
+		return busy
+	}
+	return err
+}
+
 func (h *Handle) askSwap(ctx context.Context, m msgSwap) (SwapResult, error) {
 	m.reply, m.ticket = make(chan swapReply, 1), newTicket()
 	rep, busy := askOwner(ctx, h, m, m.ticket, m.reply)

@@ -3,6 +3,7 @@ package challenge
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -31,9 +32,8 @@ var handOffClient = &http.Client{
 		MaxResponseHeaderBytes: 64 << 10,
 	},
 	Timeout: maxStateTransfer,
-	CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-		return fmt.Errorf("state hand-off does not follow redirects (the container redirected to %s)", req.URL.Redacted())
-	},
+	// A redirect is answered as it came, and refused by status below.
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
 type handOffAddr struct{}
@@ -62,10 +62,12 @@ func dialHandOff(ctx context.Context, network, addr string) (net.Conn, error) {
 	return handOffDialer.DialContext(ctx, network, addr)
 }
 
-// exportState GETs path from the container at base (its own address).
-func exportState(ctx context.Context, base, path string) ([]byte, error) {
+// exportState GETs path from the container at base (its own address): at
+// most limit bytes within timeout. Errors say which rule an answer broke
+// and never carry its body.
+func exportState(ctx context.Context, base, path string, limit int64, timeout time.Duration) ([]byte, error) {
 	target := base + path
-	ctx, cancel := context.WithTimeout(handOffTo(ctx, base), maxStateTransfer)
+	ctx, cancel := context.WithTimeout(handOffTo(ctx, base), timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
@@ -73,20 +75,42 @@ func exportState(ctx context.Context, base, path string) ([]byte, error) {
 	}
 	resp, err := handOffClient.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, slowOr(ctx, timeout, fmt.Errorf("GET %s: %w", target, unwrapURLError(err)))
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: status %d", target, resp.StatusCode)
+	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return nil, fmt.Errorf("GET %s answered %d, a redirect; state is read only from the container itself", target, resp.StatusCode)
+	case resp.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("GET %s answered %d, not 200", target, resp.StatusCode)
+	case resp.ContentLength > limit:
+		return nil, fmt.Errorf("GET %s: state of %d bytes is larger than the limit of %d (state.max_bytes)", target, resp.ContentLength, limit)
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxSnapshotBytes+1))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, err
+		return nil, slowOr(ctx, timeout, fmt.Errorf("GET %s: reading the state: %w", target, unwrapURLError(err)))
 	}
-	if len(data) > MaxSnapshotBytes {
-		return nil, fmt.Errorf("state larger than %d bytes", MaxSnapshotBytes)
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("GET %s: state is larger than the limit of %d bytes (state.max_bytes)", target, limit)
 	}
 	return data, nil
+}
+
+// slowOr names a timeout as such.
+func slowOr(ctx context.Context, timeout time.Duration, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w (no complete answer within %s)", err, timeout)
+	}
+	return err
+}
+
+// unwrapURLError drops net/http's repetition of method and URL.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // importState POSTs data to path on the container at base (its own address).
@@ -101,12 +125,15 @@ func importState(ctx context.Context, base, path string, data []byte) error {
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, err := handOffClient.Do(req)
 	if err != nil {
-		return err
+		return fmt.Errorf("POST %s: %w", target, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxImportAnswer))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("POST %s: status %d", target, resp.StatusCode)
+	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return fmt.Errorf("POST %s answered %d, a redirect; state goes only to the container itself", target, resp.StatusCode)
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		return fmt.Errorf("POST %s answered %d", target, resp.StatusCode)
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ func handOffRig(t *testing.T, status int) (container *httptest.Server, hit *atom
 func TestStateExportDoesNotFollowRedirects(t *testing.T) {
 	for _, status := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
 		container, hit := handOffRig(t, status)
-		data, err := exportState(context.Background(), container.URL, "/state")
+		data, err := exportState(context.Background(), container.URL, "/state", MaxSnapshotBytes, maxStateTransfer)
 		if hit.Load() != 0 {
 			t.Fatalf("status %d: export followed the redirect and fetched the other server (%d hits)", status, hit.Load())
 		}
@@ -60,7 +60,7 @@ func TestHandOffDialsOnlyTheContainer(t *testing.T) {
 	other, hit := handOffRig(t, http.StatusFound)
 	container := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "state") }))
 	t.Cleanup(container.Close)
-	data, err := exportState(context.Background(), container.URL, "/state")
+	data, err := exportState(context.Background(), container.URL, "/state", MaxSnapshotBytes, maxStateTransfer)
 	if err != nil || string(data) != "state" {
 		t.Fatalf("export from the instance: %q, %v", data, err)
 	}
@@ -74,7 +74,7 @@ func TestHandOffDialsOnlyTheContainer(t *testing.T) {
 		t.Fatal("other server was hit")
 	}
 	// A path that turns the URL's host into another one is refused too.
-	if _, err := exportState(context.Background(), container.URL, "@"+strings.TrimPrefix(other.URL, "http://")+"/x"); err == nil || hit.Load() != 0 {
+	if _, err := exportState(context.Background(), container.URL, "@"+strings.TrimPrefix(other.URL, "http://")+"/x", MaxSnapshotBytes, maxStateTransfer); err == nil || hit.Load() != 0 {
 		t.Fatalf("export through a path that names another host: err %v, other server hits %d", err, hit.Load())
 	}
 }

@@ -46,6 +46,8 @@ func (c *Owner) removePrevious(ctx context.Context) {
 		c.persist()
 		return
 	}
+	// Its image is pruned after it; a failed inspect only skips that.
+	prev, _ := c.Runtime.Inspect(ctx, id)
 	if err := c.Runtime.Remove(ctx, id); err != nil {
 		c.keepAttempt++
 		delay := cleanupBackoff.Delay(c.keepAttempt, c.Rand())
@@ -62,6 +64,7 @@ func (c *Owner) removePrevious(ctx context.Context) {
 		}
 	}
 	c.persist()
+	c.pruneImage(ctx, prev.Image)
 }
 
 // inUse says whether id serves or is about to: the active instance, or a

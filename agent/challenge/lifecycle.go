@@ -30,6 +30,10 @@ var transitions = map[Lifecycle][]Lifecycle{
 	Failed:     {Pulling, Starting, Restarting, Running, Stopping},
 }
 
+// Probed says whether the owner probes an instance in this state: a
+// migrating one is probed while it is not yet served.
+func (l Lifecycle) Probed() bool { return l == Running || l == Migrating }
+
 // Transition validates a lifecycle move. It is pure: callers apply the
 // returned state only when err is nil.
 func Transition(from, to Lifecycle) (Lifecycle, error) {

@@ -163,6 +163,21 @@ func (m *MemRuntime) Pull(_ context.Context, ref string, _ func(PullProgress)) (
 	return memDigest(ref), m.record("pull", ref)
 }
 
+// RemoveImage refuses, as Docker does, while any instance uses ref.
+func (m *MemRuntime) RemoveImage(_ context.Context, ref string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.record("remove_image", ref); err != nil {
+		return err
+	}
+	for _, in := range m.instances {
+		if in.Image == ref {
+			return fmt.Errorf("remove image %s: used by %s: %w", ref, in.ID, ErrConflict)
+		}
+	}
+	return nil
+}
+
 func memDigest(ref string) string {
 	return "sha256:" + strings.Repeat("0", 64-len(ref)%8) + strings.Repeat("1", len(ref)%8)
 }

@@ -28,6 +28,27 @@ type (
 	}
 )
 
+type (
+	// msgSaveState asks for a state snapshot now.
+	msgSaveState struct {
+		reply  chan saveReply
+		ticket *ticket
+	}
+	// msgRestoreState asks to import snapshot seq into the serving instance.
+	msgRestoreState struct {
+		seq    uint64
+		reply  chan error
+		ticket *ticket
+	}
+)
+
+type saveReply struct {
+	snap Snapshot
+	err  error
+}
+
+func (msgSaveState) inboxMessage()     {}
+func (msgRestoreState) inboxMessage()  {}
 func (msgInstanceEvent) inboxMessage() {}
 func (msgInstanceList) inboxMessage()  {}
 func (msgRestart) inboxMessage()       {}
@@ -67,6 +88,25 @@ type (
 		constraint, tag string
 		err             error
 	}
+	// msgSnapshotTaken ends a snapshot export; why says what asked for it.
+	msgSnapshotTaken struct {
+		why  string
+		snap Snapshot
+		err  error
+	}
+	// msgRestored ends one import attempt of run.
+	msgRestored struct {
+		run     *restoreRun
+		snap    Snapshot
+		corrupt []uint64
+		found   bool
+		err     error
+	}
+	// msgImagePruned ends the removal of a previous version's image.
+	msgImagePruned struct {
+		ref string
+		err error
+	}
 	// msgProbed is one probe's result; of is the owner's current instance
 	// when the probe began (a new value after every start, adoption or
 	// cut-over, so a result is never taken for a later instance's).
@@ -99,6 +139,9 @@ func (msgStopped) jobReport()         {}
 func (msgProbed) jobReport()          {}
 func (msgUpdateCheck) jobReport()     {}
 func (msgRecoveryStopped) jobReport() {}
+func (msgImagePruned) jobReport()     {}
+func (msgSnapshotTaken) jobReport()   {}
+func (msgRestored) jobReport()        {}
 func (msgCutOver) jobReport()         {}
 func (msgSwapDone) jobReport()        {}
 func (msgSwapProgress) jobReport()    {}

@@ -30,6 +30,11 @@ const (
 	EventDockerDisconnected = "docker_disconnected"
 	EventDockerReconnected  = "docker_reconnected"
 	EventCheckpointCreated  = "checkpoint_created"
+	EventUpdateAvailable    = "update_available"
+	EventStateSaved         = "state_saved"
+	EventStateSaveFailed    = "state_save_failed"
+	EventStateRestored      = "state_restored"
+	EventStateRestoreFailed = "state_restore_failed"
 )
 
 // Log field names, shared by every line berth writes about a challenge.

@@ -74,7 +74,14 @@ type Owner struct {
 	recoverTries  int
 	recoveryStop  string          // the old instance a recovery's stop job stops
 	badVersions   map[string]bool // failed or rolled back; auto-update skips them
-	pendingSpec   *configs.Challenge
+	// notifiedVersion is the newer version update_available last named.
+	notifiedVersion string
+	saving          bool          // a snapshot job runs
+	saveFailure     string        // the last refusal reported, until a snapshot succeeds
+	snapshot        *SnapshotInfo // the newest stored snapshot
+	restoring       *restoreRun
+	resumeRestore   bool // berth stopped while the recorded instance was migrating
+	pendingSpec     *configs.Challenge
 }
 
 // timers are the owner's one-shot timers; nil when not armed.
@@ -84,6 +91,8 @@ type timers struct {
 	keepTimer    supervisor.Timer // due: remove the kept previous instance
 	recoverTimer supervisor.Timer // due: retry settling an interrupted swap
 	autoTimer    supervisor.Timer // due: look for a newer version
+	snapTimer    supervisor.Timer // due: take a periodic snapshot
+	restoreTimer supervisor.Timer // due: retry a failed import
 }
 
 // New returns the owner of spec, reached through h. configChanged says the
@@ -116,6 +125,7 @@ func (c *Owner) Serve(ctx context.Context) error {
 	c.timers = timers{}
 	c.probing, c.current, c.imageJob, c.stopping, c.upAfterStop = false, nil, false, "", false
 	c.swap, c.draining, c.recovered, c.keepAttempt, c.recoverTries, c.recoveryStop = nil, nil, false, 0, 0, ""
+	c.saving, c.restoring = false, nil
 	c.imageGen++
 	if err := c.load(); err != nil {
 		return err
@@ -153,6 +163,12 @@ func (c *Owner) Serve(ctx context.Context) error {
 		case <-timerC(c.autoTimer):
 			c.autoTimer = nil
 			c.checkForUpdate(ctx)
+		case <-timerC(c.snapTimer):
+			c.snapTimer = nil
+			c.snapshotDue(ctx)
+		case <-timerC(c.restoreTimer):
+			c.restoreTimer = nil
+			c.restoreDue(ctx)
 		}
 	}
 }
@@ -182,6 +198,14 @@ func (c *Owner) onMessage(ctx context.Context, msg message) {
 			}
 		}
 		c.checkInstance(ctx)
+	case msgSaveState:
+		if m.ticket.take() {
+			c.requestSave(ctx, m.reply)
+		}
+	case msgRestoreState:
+		if m.ticket.take() {
+			c.requestRestore(ctx, m.seq, m.reply)
+		}
 	case msgRestart:
 		if !m.ticket.take() {
 			return
@@ -218,6 +242,12 @@ func (c *Owner) onJob(ctx context.Context, r jobReport) {
 		c.onUpdateCheck(ctx, m)
 	case msgRecoveryStopped:
 		c.onRecoveryStopped(ctx, m)
+	case msgImagePruned:
+		c.onImagePruned(m)
+	case msgSnapshotTaken:
+		c.onSnapshotTaken(m)
+	case msgRestored:
+		c.onRestored(ctx, m)
 	case msgCutOver:
 		c.onCutOver(m)
 	case msgSwapProgress:
@@ -267,7 +297,7 @@ func (c *Owner) armAction(d time.Duration) { c.rearm(&c.actionTimer, d) }
 func (c *Owner) armProbe(d time.Duration)  { c.rearm(&c.probeTimer, d) }
 
 func (c *Owner) stopTimers() {
-	for _, t := range []supervisor.Timer{c.actionTimer, c.probeTimer, c.keepTimer, c.autoTimer, c.recoverTimer} {
+	for _, t := range []supervisor.Timer{c.actionTimer, c.probeTimer, c.keepTimer, c.autoTimer, c.recoverTimer, c.snapTimer, c.restoreTimer} {
 		if t != nil {
 			t.Stop()
 		}
@@ -298,6 +328,9 @@ func (c *Owner) load() error {
 	if h := Health(rec.Health); h.Serving() {
 		c.tracker.State, c.tracker.PassedOnce = h, true
 	}
+	// An instance that was migrating has not got its state yet.
+	c.resumeRestore = ParseLifecycle(rec.Lifecycle) == Migrating
+	c.loadSnapshotInfo()
 	// A new process starts from registered; only a give-up outlives berth.
 	if ParseLifecycle(rec.Lifecycle) == Failed {
 		c.lifecycle = Failed

@@ -25,6 +25,9 @@ type Runtime interface {
 	LocalImage(ctx context.Context, ref string) (string, error)
 	// Pull fetches ref and returns its repository digest.
 	Pull(ctx context.Context, ref string, progress func(PullProgress)) (string, error)
+	// RemoveImage removes the local image ref unless an instance, of any
+	// state, still uses it: then ErrConflict.
+	RemoveImage(ctx context.Context, ref string) error
 	// Create makes a stopped instance of spec and returns its id and name.
 	Create(ctx context.Context, spec InstanceSpec) (Instance, error)
 	Start(ctx context.Context, id string) error
@@ -48,6 +51,8 @@ var (
 	ErrConflict    = errors.New("name already in use")
 	ErrRefused     = errors.New("refused by policy")
 	ErrUnavailable = errors.New("runtime unavailable")
+	// ErrSnapshotCorrupt: a stored snapshot no longer matches its checksum.
+	ErrSnapshotCorrupt = errors.New("snapshot does not match its checksum")
 )
 
 // Instance is one running or stopped instance of a challenge.
@@ -123,7 +128,17 @@ type Store interface {
 	Swap(name string) (SwapPlan, bool, error)
 	// Commit applies w in one transaction and returns its events as stored.
 	Commit(w Write) ([]Event, error)
-	PutSnapshot(s Snapshot) error
+	// PutSnapshot stores s numbered after the newest and keeps the newest
+	// keep; the answer carries the record fields.
+	PutSnapshot(s Snapshot, keep int) (Snapshot, error)
+	// Snapshots lists name's snapshots newest first, without their data.
+	Snapshots(name string) ([]Snapshot, error)
+	// SnapshotBySeq returns one snapshot with its data; errors wrap
+	// ErrNotFound or ErrSnapshotCorrupt.
+	SnapshotBySeq(name string, seq uint64) (Snapshot, error)
+	// NewestSnapshot returns the newest snapshot usable accepts whose bytes
+	// hold their checksum; corrupt lists the newer ones it skipped.
+	NewestSnapshot(name string, usable func(Snapshot) bool) (snap Snapshot, corrupt []uint64, found bool, err error)
 }
 
 // Write is one atomic change of a challenge's records.

@@ -6,7 +6,7 @@ import (
 )
 
 func (c *Owner) startProbe(ctx context.Context) {
-	if c.probing || c.current == nil || c.current.Address == "" || c.lifecycle != Running {
+	if c.probing || c.current == nil || c.current.Address == "" || !c.lifecycle.Probed() {
 		return
 	}
 	c.probing = true
@@ -19,7 +19,7 @@ func (c *Owner) startProbe(ctx context.Context) {
 }
 
 func (c *Owner) onProbe(ctx context.Context, of *Instance, r ProbeResult) {
-	if c.lifecycle != Running || c.current == nil {
+	if !c.lifecycle.Probed() || c.current == nil {
 		return
 	}
 	if of != c.current {

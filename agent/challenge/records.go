@@ -90,11 +90,16 @@ type Event struct {
 	DelayMS     int64     `json:"delay_ms,omitempty"`
 }
 
-// Snapshot is challenge state exported from an instance.
+// Snapshot is challenge state exported from an instance. Listings leave
+// Data out.
 type Snapshot struct {
 	Challenge string
-	Version   string
+	Seq       uint64 // from 1 per challenge; 0 for one stored before numbering
+	Version   string // of the instance it was exported from
 	Data      []byte
+	SHA256    string
+	Bytes     int
+	At        time.Time
 }
 
 // MaxSnapshotBytes caps one state snapshot; the store refuses larger ones.

@@ -31,16 +31,23 @@ func causeOf(eventType string) Cause {
 func (c *Owner) restartUnhealthy(ctx context.Context) {
 	in := c.current
 	c.current = nil
-	c.stopInJob(ctx, in.ID, c.spec.Restart.StopTimeout)
+	c.stopInJob(ctx, in.ID, c.spec.Restart.StopTimeout, "")
 	c.scheduleRestart(Event{Type: EventUnhealthy, ContainerID: in.ID, Health: string(HealthUnhealthy),
 		Message: "restarting unhealthy container", Error: c.tracker.LastError})
 }
 
-// stopInJob stops id in a job; msgStopped reports the end.
-func (c *Owner) stopInJob(ctx context.Context, id string, timeout time.Duration) {
+// stopInJob stops id in a job; msgStopped reports the end. With saveFrom,
+// the instance's address on a planned stop, the job exports a snapshot
+// first.
+func (c *Owner) stopInJob(ctx context.Context, id string, timeout time.Duration, saveFrom string) {
 	c.stopping = id
 	rt, jobs := c.Runtime, c.jobs
+	store, spec, version, clock, base := c.Store, c.spec, c.rec.Version, c.Clock, saveFrom
 	c.goJob(func() {
+		if base != "" {
+			snap, err := takeSnapshot(ctx, store, spec, version, base, clock.Now())
+			report(ctx, jobs, msgSnapshotTaken{why: snapPlanned, snap: snap, err: err})
+		}
 		// A stop begun is finished even while berth stops.
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout+30*time.Second)
 		defer cancel()
@@ -144,9 +151,9 @@ func (c *Owner) lastOutput(ctx context.Context, id string) string {
 // operatorRestart restarts now, without backoff, and clears a give-up.
 func (c *Owner) operatorRestart(ctx context.Context) {
 	if c.current != nil {
-		id := c.current.ID
+		in := c.current
 		c.current = nil
-		c.stopInJob(ctx, id, c.spec.Restart.StopTimeout)
+		c.stopInJob(ctx, in.ID, c.spec.Restart.StopTimeout, c.planned(in))
 	}
 	// A bring-up in progress starts over with what it finds now.
 	c.imageGen++
@@ -199,8 +206,12 @@ func (c *Owner) shutdown() {
 	if !c.StopOnShutdown || c.current == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.spec.Restart.StopTimeout+30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), c.spec.Restart.StopTimeout+snapshotTimeout+30*time.Second)
 	defer cancel()
+	if c.saveBeforeStop(c.current) {
+		snap, err := takeSnapshot(ctx, c.Store, c.spec, c.rec.Version, c.current.Address, c.Clock.Now())
+		c.onSnapshotTaken(msgSnapshotTaken{why: snapPlanned, snap: snap, err: err})
+	}
 	c.setLifecycle(Stopping)
 	c.persist()
 	if err := c.Runtime.Stop(ctx, c.current.ID, c.spec.Restart.StopTimeout); err != nil {

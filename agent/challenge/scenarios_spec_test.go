@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"berth/configs"
 )
 
 // Scenarios of spec changes, swap requests the owner refuses, automatic
@@ -200,7 +202,7 @@ func TestScenarioAutoUpdate(t *testing.T) {
 	clk := scFakeClock(f)
 	spec := testSpec()
 	spec.Version = "^1.0.0"
-	spec.Update.Auto = true
+	spec.Update.Auto = configs.AutoSwap
 	spec.Update.CheckInterval = time.Minute
 	v1, v2 := newVersion(t), newVersion(t)
 	f.rt.SetAddress("1.0.0", v1.srv.URL)

@@ -27,6 +27,8 @@ type Status struct {
 	Swap            *SwapStatus `json:"swap"`
 	LastError       string      `json:"last_error,omitempty"`
 	ResponseTimeMS  float64     `json:"response_time_ms"`
+	// Snapshot is the newest stored state snapshot; null when none.
+	Snapshot *SnapshotInfo `json:"snapshot"`
 
 	// claims are the instances live swaps use besides the active one: a
 	// swap's new instance joins the slots only at its cut-over.
@@ -44,6 +46,10 @@ func (s *Status) Claims() []string {
 	}
 	return out
 }
+
+// Serving says whether the stable endpoint may route to the challenge: a
+// migrating instance is healthy but has not got its state yet.
+func (s *Status) Serving() bool { return s.Health.Serving() && s.State != Migrating }
 
 // SwapStatus describes a version swap in progress or just finished.
 type SwapStatus struct {
@@ -72,6 +78,7 @@ func (c *Owner) publish() {
 		LastError:       c.lastErr,
 		Swap:            swapStatus(c.lastSwap),
 		ResponseTimeMS:  float64(c.tracker.AvgResponse.Microseconds()) / 1000,
+		Snapshot:        c.snapshot,
 	}
 	for _, job := range []*swapJob{c.swap, c.draining} {
 		if job != nil {
@@ -98,7 +105,7 @@ func (c *Owner) publish() {
 func CarryRecorded(st *Status, rec Record) {
 	slot := rec.Slots[rec.ActiveSlot]
 	st.ContainerID, st.ContainerName, st.Upstream = slot.ContainerID, slot.ContainerName, rec.Upstream
-	if h := Health(rec.Health); h.Serving() {
+	if h := Health(rec.Health); h.Serving() && ParseLifecycle(rec.Lifecycle) != Migrating {
 		st.Health = h
 	}
 	if !rec.StartedAt.IsZero() {

@@ -81,10 +81,10 @@ func (s *swapRunner) run(ctx context.Context) error {
 		if err := s.setPhase(ctx, PhaseExporting, nil); err != nil {
 			return err
 		}
-		if snapshot, err = exportState(ctx, job.fromURL, spec.State.Export); err != nil {
+		if snapshot, err = exportState(ctx, job.fromURL, spec.State.Export, spec.State.ExportLimit(), maxStateTransfer); err != nil {
 			return s.fail(ctx, fmt.Errorf("export state: %w", err))
 		}
-		if err := s.store.PutSnapshot(Snapshot{Challenge: spec.Name, Version: job.snapshot().From, Data: snapshot}); err != nil {
+		if _, err := s.store.PutSnapshot(Snapshot{Challenge: spec.Name, Version: job.snapshot().From, Data: snapshot}, spec.State.Kept()); err != nil {
 			return s.fail(ctx, fmt.Errorf("store state snapshot: %w", err))
 		}
 	}

@@ -65,6 +65,10 @@ func (r *Runtime) Pull(ctx context.Context, ref string, progress func(challenge.
 
 // Create makes the container of spec: named and labelled for this agent,
 // its volumes in the challenge's own namespace, hardened by the client.
+func (r *Runtime) RemoveImage(ctx context.Context, ref string) error {
+	return wrap(r.engine.RemoveImage(ctx, ref))
+}
+
 func (r *Runtime) Create(ctx context.Context, spec challenge.InstanceSpec) (challenge.Instance, error) {
 	cs := r.containerSpec(spec)
 	id, err := r.engine.Create(ctx, cs)

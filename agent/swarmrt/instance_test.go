@@ -87,3 +87,20 @@ func TestReplicasOfLabel(t *testing.T) {
 		}
 	}
 }
+
+func TestSameImage(t *testing.T) {
+	for _, tt := range []struct {
+		image, ref string
+		want       bool
+	}{
+		{"reg/app:1", "reg/app:1", true},
+		{"reg/app:1@sha256:abc", "reg/app:1", true},
+		{"reg/app:1", "reg/app:1.1", false},
+		{"reg/app:10", "reg/app:1", false},
+		{"reg/app:1@sha256:abc", "reg/app:1@sha256:abc", true},
+	} {
+		if got := sameImage(tt.image, tt.ref); got != tt.want {
+			t.Errorf("sameImage(%q, %q) = %t", tt.image, tt.ref, got)
+		}
+	}
+}

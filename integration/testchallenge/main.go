@@ -44,6 +44,7 @@ type config struct {
 	hangAfter    time.Duration
 	oomAfter     time.Duration
 	oomLimitMB   int
+	importFails  int
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -67,7 +68,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.crashCode = code
 	limit, e2 := intEnv(getenv, "OOM_LIMIT_MB", 2048)
 	c.oomLimitMB = limit
-	return c, errors.Join(err, e, e2)
+	fails, e3 := intEnv(getenv, "IMPORT_FAIL", 0)
+	c.importFails = fails
+	return c, errors.Join(err, e, e2, e3)
 }
 
 func or(v, def string) string {
@@ -102,6 +105,8 @@ type app struct {
 	hung      bool
 	state     []byte
 	stateType string
+
+	items counter
 }
 
 func (a *app) setUnhealthy(v bool) {
@@ -128,6 +133,7 @@ func (a *app) handler() http.Handler {
 	mux.HandleFunc("GET /state", a.getState)
 	mux.HandleFunc("POST /state", a.putState)
 	mux.HandleFunc("PUT /state", a.putState)
+	a.items.register(mux)
 	mux.HandleFunc("POST /admin/crash", a.crash)
 	mux.HandleFunc("POST /admin/hang", func(w http.ResponseWriter, r *http.Request) {
 		a.setHung()
@@ -288,6 +294,7 @@ func run(ctx context.Context, cfg config) int {
 		},
 		oom: func() { eatMemory(cfg.oomLimitMB) },
 	}
+	a.items.importFails = cfg.importFails
 	// Timers count from process start, not from listen.
 	if cfg.crashAfter > 0 {
 		time.AfterFunc(cfg.crashAfter, func() { a.exit(cfg.crashCode) })
