@@ -52,10 +52,19 @@ func TestSwarmBackendLifecycle(t *testing.T) {
 	repo := "berth-it-" + id + "/echo"
 	testenv.BuildLocalImage(t, repo+":1.0.0", nil)
 	testenv.BuildLocalImage(t, repo+":1.1.0", nil)
-	cfg := swarmConfig(t, id, swarmYAML("svc", repo, "1.0.0"))
+	cfg := swarmConfig(t, id, swarmYAML("svc", repo, "1.0.0")+strings.Replace(swarmYAML("pair", repo, "1.0.0"), "  - name: pair\n", "  - name: pair\n    replicas: 2\n", 1))
 	rewriteConfig(t, cfg, "agent:\n", "agent:\n  orphan_grace: 2s\n")
 	ra := startAgent(t, cfg)
 	first := waitServing(t, ra.api, "svc", 90*time.Second, nil)
+
+	// Replicas: two tasks of one service on this node, on ports of their own.
+	pair := waitServing(t, ra.api, "pair", 90*time.Second, nil)
+	if tasks := runningTasks(t, "", pair.ContainerID); len(tasks) != 2 {
+		t.Errorf("pair runs %d tasks, want 2: %v", len(tasks), serviceTasks(t, "", pair.ContainerID))
+	}
+	if status, _ := getBody(t, ra.proxy+"/pair/version"); status != http.StatusOK {
+		t.Errorf("pair through the stable endpoint: %d", status)
+	}
 
 	// The slot is a service named like the container, hardened, with
 	// Swarm's restart policy off: berth alone restarts.

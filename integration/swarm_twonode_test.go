@@ -1,6 +1,7 @@
 package integration_test
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -35,7 +36,10 @@ func TestSwarmTwoNodes(t *testing.T) {
 		copyImage(t, worker, repo+":"+v)
 	}
 	onWorker, onManager := "http://"+workerAddr+":", "http://"+managerAddr+":"
-	cfg := swarmConfig(t, id, twoNodeYAML("pinned", repo, "node.labels.zone==w")+twoNodeYAML("roam", repo, "node.labels.pool==apps"))
+	// roam keeps its state in snapshots, restored wherever it runs next.
+	roamYAML := strings.Replace(twoNodeYAML("roam", repo, "node.labels.pool==apps"),
+		"state: {export: /state, import: /state}", "state: {export: /state, import: /state, snapshot_interval: 1s}", 1)
+	cfg := swarmConfig(t, id, twoNodeYAML("pinned", repo, "node.labels.zone==w")+roamYAML)
 	ra := startAgent(t, cfg)
 
 	// Placement: both run on the worker, reached at its address.
@@ -91,8 +95,16 @@ func TestSwarmTwoNodes(t *testing.T) {
 	}
 	waitServing(t, ra.api, "roam", 2*time.Minute, func(v challengeView) bool { return strings.HasPrefix(v.Upstream, onWorker) })
 
-	// A lost worker: its engine stops; roam runs again on the manager and
-	// the stable endpoint follows.
+	// A lost worker: its engine stops; roam runs again on the manager with
+	// its last snapshot, and the stable endpoint follows.
+	if status := testenv.HTTPPost(t, ra.proxy+"/roam/state", "carry-me"); status != 200 {
+		t.Fatalf("POST roam state: %d", status)
+	}
+	testenv.WaitFor(t, 20*time.Second, "a snapshot of roam's state", func() (bool, error) {
+		var list []struct{ Bytes int }
+		testenv.HTTPGetJSON(t, ra.api+"/v1/challenges/roam/snapshots", &list)
+		return len(list) > 0 && list[0].Bytes == len("carry-me"), fmt.Errorf("snapshots %+v", list)
+	})
 	testenv.Docker(t, "node", "update", "--label-add", "pool=apps", managerID)
 	start = time.Now()
 	worker.stop()
@@ -103,4 +115,7 @@ func TestSwarmTwoNodes(t *testing.T) {
 		status, body := getBody(t, ra.proxy+"/roam/version")
 		return status == 200 && strings.Contains(body, "1.0.0"), nil
 	})
+	if _, body := getBody(t, ra.proxy+"/roam/state"); body != "carry-me" {
+		t.Errorf("roam's state after the worker loss %q, want the snapshot's carry-me", body)
+	}
 }
