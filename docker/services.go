@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
-	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 )
 
@@ -57,55 +55,6 @@ type Service struct {
 	Volumes   []string
 	Network   string
 	CreatedAt time.Time
-}
-
-// Task is one task of a service.
-type Task struct {
-	ID           string
-	ServiceID    string
-	NodeID       string
-	Slot         int
-	State        string // new … running, complete, failed, shutdown, rejected, orphaned
-	DesiredState string
-	Err          string
-	ContainerID  string
-	ExitCode     int
-	HostPort     int // the host-mode published port of the challenge port, 0 if none
-	// NetworkIPs maps network name to the task's address on it.
-	NetworkIPs map[string]string
-	Timestamp  time.Time // of the last state change
-}
-
-// Node is one swarm node.
-type Node struct {
-	ID           string
-	Hostname     string
-	Addr         string // address other nodes and berth reach it at
-	Ready        bool   // state ready (down, unknown and disconnected are not)
-	Availability string // active, pause, drain
-	Manager      bool
-	Local        bool // the node of the engine answering
-}
-
-// SwarmInfo is the engine's swarm membership.
-type SwarmInfo struct {
-	NodeID     string
-	NodeAddr   string
-	State      string // inactive, pending, active, error, locked
-	Manager    bool   // this engine can manage the swarm
-	APIVersion string
-}
-
-// SwarmInfo reports whether the engine is in a swarm and a manager of it.
-func (c *Client) SwarmInfo(ctx context.Context) (SwarmInfo, error) {
-	ctx, cancel := c.call(ctx, "info")
-	defer cancel()
-	info, err := c.api.Info(ctx)
-	if err != nil {
-		return SwarmInfo{}, classify("info", err)
-	}
-	return SwarmInfo{NodeID: info.Swarm.NodeID, NodeAddr: info.Swarm.NodeAddr, State: string(info.Swarm.LocalNodeState),
-		Manager: info.Swarm.ControlAvailable, APIVersion: c.api.ClientVersion()}, nil
 }
 
 // checkService refuses what berth never runs, with the container rules.
@@ -328,125 +277,6 @@ func serviceOf(s swarm.Service) Service {
 		out.Network = nets[0].Target
 	}
 	return out
-}
-
-// ServiceTasks returns the tasks of the given services (all of them when
-// none is given), any state.
-func (c *Client) ServiceTasks(ctx context.Context, serviceIDs ...string) ([]Task, error) {
-	ctx, cancel := c.call(ctx, "task_list")
-	defer cancel()
-	args := filters.NewArgs()
-	for _, id := range serviceIDs {
-		args.Add("service", id)
-	}
-	list, err := c.api.TaskList(ctx, swarm.TaskListOptions{Filters: args})
-	if err != nil {
-		return nil, classify("list tasks", err)
-	}
-	nets := map[string]string{} // network id → name, for attachments that lack the spec
-	out := make([]Task, 0, len(list))
-	for _, t := range list {
-		task := Task{ID: t.ID, ServiceID: t.ServiceID, NodeID: t.NodeID, Slot: t.Slot, State: string(t.Status.State),
-			DesiredState: string(t.DesiredState), Err: t.Status.Err, Timestamp: t.Status.Timestamp, NetworkIPs: map[string]string{}}
-		if cs := t.Status.ContainerStatus; cs != nil {
-			task.ContainerID, task.ExitCode = cs.ContainerID, cs.ExitCode
-		}
-		for _, p := range t.Status.PortStatus.Ports {
-			if p.Protocol == swarm.PortConfigProtocolTCP && p.PublishMode == swarm.PortConfigPublishModeHost {
-				task.HostPort = int(p.PublishedPort)
-			}
-		}
-		for _, na := range t.NetworksAttachments {
-			name := na.Network.Spec.Name
-			if name == "" {
-				name = nets[na.Network.ID]
-			}
-			nets[na.Network.ID] = name
-			if len(na.Addresses) > 0 {
-				ip, _, err := net.ParseCIDR(na.Addresses[0])
-				if err == nil {
-					task.NetworkIPs[name] = ip.String()
-				}
-			}
-		}
-		out = append(out, task)
-	}
-	return out, nil
-}
-
-// Nodes returns the swarm's nodes.
-func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
-	ctx, cancel := c.call(ctx, "node_list")
-	defer cancel()
-	list, err := c.api.NodeList(ctx, swarm.NodeListOptions{})
-	if err != nil {
-		return nil, classify("list nodes", err)
-	}
-	local, err := c.localNode(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Node, 0, len(list))
-	for _, n := range list {
-		out = append(out, Node{ID: n.ID, Hostname: n.Description.Hostname, Addr: nodeAddr(n), Local: n.ID == local,
-			Ready: n.Status.State == swarm.NodeStateReady, Availability: string(n.Spec.Availability), Manager: n.ManagerStatus != nil})
-	}
-	return out, nil
-}
-
-// localNode is the swarm node id of the engine, asked once: an engine
-// keeps its node id while it stays in the swarm.
-func (c *Client) localNode(ctx context.Context) (string, error) {
-	if id := c.nodeID.Load(); id != nil {
-		return *id, nil
-	}
-	c.count("info")
-	info, err := c.api.Info(ctx)
-	if err != nil {
-		return "", classify("info", err)
-	}
-	id := info.Swarm.NodeID
-	if id != "" {
-		c.nodeID.Store(&id)
-	}
-	return id, nil
-}
-
-// nodeAddr is where a node is reached: a manager may report 0.0.0.0 as
-// its status address, its manager address is then the one that works.
-func nodeAddr(n swarm.Node) string {
-	addr := n.Status.Addr
-	if ip := net.ParseIP(addr); (ip == nil || ip.IsUnspecified()) && n.ManagerStatus != nil {
-		if host, _, err := net.SplitHostPort(n.ManagerStatus.Addr); err == nil {
-			addr = host
-		}
-	}
-	return addr
-}
-
-// EnsureOverlay creates the attachable overlay network name if it is
-// missing, and refuses a network of that name that is not one.
-func (c *Client) EnsureOverlay(ctx context.Context, name string, labels map[string]string) error {
-	ctx, cancel := c.call(ctx, "network_inspect")
-	defer cancel()
-	n, err := c.api.NetworkInspect(ctx, name, network.InspectOptions{})
-	if err == nil {
-		if n.Driver != "overlay" || !n.Attachable {
-			return fmt.Errorf("%w: network %s is a %s network (attachable=%t); the swarm backend needs an attachable overlay of that name",
-				ErrRefused, name, n.Driver, n.Attachable)
-		}
-		return nil
-	}
-	if err = classify("inspect network "+name, err); !errors.Is(err, ErrNotFound) {
-		return err
-	}
-	c.count("network_create")
-	_, err = c.api.NetworkCreate(ctx, name, network.CreateOptions{Driver: "overlay", Attachable: true, Labels: labels})
-	err = classify("create network "+name, err)
-	if errors.Is(err, ErrConflict) {
-		return nil
-	}
-	return err
 }
 
 // ServiceLogs returns the output of a service's tasks as plain text, like

@@ -1,0 +1,71 @@
+package docker
+
+import (
+	"context"
+	"net"
+	"time"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/swarm"
+)
+
+// Task is one task of a service.
+type Task struct {
+	ID           string
+	ServiceID    string
+	NodeID       string
+	Slot         int
+	State        string // new … running, complete, failed, shutdown, rejected, orphaned
+	DesiredState string
+	Err          string
+	ContainerID  string
+	ExitCode     int
+	HostPort     int // the host-mode published port of the challenge port, 0 if none
+	// NetworkIPs maps network name to the task's address on it.
+	NetworkIPs map[string]string
+	Timestamp  time.Time // of the last state change
+}
+
+// ServiceTasks returns the tasks of the given services (all of them when
+// none is given), any state.
+func (c *Client) ServiceTasks(ctx context.Context, serviceIDs ...string) ([]Task, error) {
+	ctx, cancel := c.call(ctx, "task_list")
+	defer cancel()
+	args := filters.NewArgs()
+	for _, id := range serviceIDs {
+		args.Add("service", id)
+	}
+	list, err := c.api.TaskList(ctx, swarm.TaskListOptions{Filters: args})
+	if err != nil {
+		return nil, classify("list tasks", err)
+	}
+	nets := map[string]string{} // network id → name, for attachments that lack the spec
+	out := make([]Task, 0, len(list))
+	for _, t := range list {
+		task := Task{ID: t.ID, ServiceID: t.ServiceID, NodeID: t.NodeID, Slot: t.Slot, State: string(t.Status.State),
+			DesiredState: string(t.DesiredState), Err: t.Status.Err, Timestamp: t.Status.Timestamp, NetworkIPs: map[string]string{}}
+		if cs := t.Status.ContainerStatus; cs != nil {
+			task.ContainerID, task.ExitCode = cs.ContainerID, cs.ExitCode
+		}
+		for _, p := range t.Status.PortStatus.Ports {
+			if p.Protocol == swarm.PortConfigProtocolTCP && p.PublishMode == swarm.PortConfigPublishModeHost {
+				task.HostPort = int(p.PublishedPort)
+			}
+		}
+		for _, na := range t.NetworksAttachments {
+			name := na.Network.Spec.Name
+			if name == "" {
+				name = nets[na.Network.ID]
+			}
+			nets[na.Network.ID] = name
+			if len(na.Addresses) > 0 {
+				ip, _, err := net.ParseCIDR(na.Addresses[0])
+				if err == nil {
+					task.NetworkIPs[name] = ip.String()
+				}
+			}
+		}
+		out = append(out, task)
+	}
+	return out, nil
+}
