@@ -23,8 +23,9 @@ type Runtime struct {
 	// poll is how often Events compares the services' tasks: tasks on
 	// other nodes send berth no container events.
 	poll time.Duration
-	// startWait bounds how long Start waits for a task to run.
-	startWait time.Duration
+	// startWait bounds how long Start waits for a task to run, pullWait
+	// how long while a node prepares it (pulls its image).
+	startWait, pullWait time.Duration
 }
 
 var _ challenge.Runtime = (*Runtime)(nil)
@@ -32,7 +33,7 @@ var _ challenge.Runtime = (*Runtime)(nil)
 // New returns the swarm runtime of agent on engine.
 func New(engine *docker.Client, agent configs.Agent) *Runtime {
 	return &Runtime{engine: engine, agentID: agent.ID, network: agent.Network, reach: agent.Reach,
-		poll: time.Second, startWait: 45 * time.Second}
+		poll: time.Second, startWait: 45 * time.Second, pullWait: 5 * time.Minute}
 }
 
 // ErrNotManager says the engine cannot run the swarm backend.

@@ -12,10 +12,13 @@ import (
 const waitEvery = 50 * time.Millisecond
 
 // waitRunning waits until a task of svc that is not in old serves, and
-// fails when every new task ended without serving or none ran in time.
+// fails when every new task ended without serving, or when none ran in
+// startWait: longer (pullWait) while a node prepares one, as pulling the
+// image is part of a task's start on its node.
 func (r *Runtime) waitRunning(ctx context.Context, svc docker.Service, old map[string]bool) error {
-	ctx, cancel := context.WithTimeout(ctx, r.startWait)
+	ctx, cancel := context.WithTimeout(ctx, r.pullWait)
 	defer cancel()
+	deadline := time.Now().Add(r.startWait)
 	last := "no task scheduled"
 	for {
 		tasks, err := r.engine.ServiceTasks(ctx, svc.ID)
@@ -26,7 +29,7 @@ func (r *Runtime) waitRunning(ctx context.Context, svc docker.Service, old map[s
 		if err != nil {
 			return err
 		}
-		fresh, ended := 0, 0
+		fresh, ended, preparing := 0, 0, false
 		for _, t := range tasks {
 			if old[t.ID] {
 				continue
@@ -38,6 +41,7 @@ func (r *Runtime) waitRunning(ctx context.Context, svc docker.Service, old map[s
 			if terminal[t.State] {
 				ended++
 			}
+			preparing = preparing || (t.State == "preparing" && alive(t, nodes))
 			last = t.State
 			if t.Err != "" {
 				last += ": " + t.Err
@@ -46,8 +50,11 @@ func (r *Runtime) waitRunning(ctx context.Context, svc docker.Service, old map[s
 		if fresh > 0 && ended == fresh && uint64(fresh) >= replicasOf(svc) {
 			return fmt.Errorf("service %s: no task started (%s)", svc.Name, last)
 		}
+		if !preparing && time.Now().After(deadline) {
+			return fmt.Errorf("service %s: no task running after %s (%s)", svc.Name, r.startWait, last)
+		}
 		if !sleep(ctx, waitEvery) {
-			return fmt.Errorf("service %s: no task running after %s (%s): %w", svc.Name, r.startWait, last, ctx.Err())
+			return fmt.Errorf("service %s: no task running (%s): %w", svc.Name, last, ctx.Err())
 		}
 	}
 }
