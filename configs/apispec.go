@@ -14,6 +14,7 @@ import (
 func (cfg *Config) CheckAPIChallenge(ch Challenge) error {
 	var c checker
 	validateChallenge(&c, ch, "")
+	validateBackend(&c, cfg.Agent.Backend, ch, "")
 	if checkImage(ch.Image) == "" && !ImageAllowed(ch.Image, cfg.Agent.Policy.AllowedImages) {
 		c.add("image", "%s", policyMsg(ch.Image, cfg.Agent.Policy.AllowedImages))
 	}

@@ -65,3 +65,14 @@ func TestBackendSwarmAccepted(t *testing.T) {
 		t.Errorf("defaults: backend %q replicas %d", def.Agent.Backend, def.Challenges[0].Replicas)
 	}
 }
+
+func TestAPIChallengeSwarmKeysNeedTheSwarmBackend(t *testing.T) {
+	cfg := Default()
+	ch := cfg.Defaults.NewChallenge()
+	ch.Name, ch.Image, ch.Version, ch.Replicas = "app", "x/app", "1.0.0", 2
+	wantErr(t, asErrors(t, cfg.CheckAPIChallenge(ch)), "replicas", "need agent.backend: swarm")
+	cfg.Agent.Backend = BackendSwarm
+	if err := cfg.CheckAPIChallenge(ch); err != nil {
+		t.Errorf("2 replicas on the swarm backend: %v", err)
+	}
+}

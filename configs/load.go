@@ -303,6 +303,13 @@ func LoadChallengeDirs(cfg *Config) ([]Challenge, error) {
 				errs = append(errs, &FieldError{File: path, Line: lines["image"], Key: "image", Msg: policyMsg(c.Image, cfg.Agent.Policy.AllowedImages)})
 				continue
 			}
+			var bc checker
+			if validateBackend(&bc, cfg.Agent.Backend, c, ""); len(bc.errs) > 0 {
+				for _, e := range bc.errs {
+					errs = append(errs, &FieldError{File: path, Line: lines[e.Key], Key: e.Key, Msg: e.Msg})
+				}
+				continue
+			}
 			if over := cfg.Agent.Policy.checkResources(c.Resources); len(over) > 0 {
 				for _, e := range over {
 					key := join("resources", e.Key)

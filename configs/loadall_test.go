@@ -112,6 +112,15 @@ func TestLoadAll(t *testing.T) {
 			line:  3,
 		},
 		{
+			name: "swarm keys in challenge_dirs need the swarm backend",
+			files: map[string]string{
+				"berth.yaml":          dirsAndPolicy,
+				"challenges.d/p.yaml": "name: p\nimage: ghcr.io/org/p\nversion: '1'\nplacement: ['node.role==worker']\n",
+			},
+			err:  &failure{"challenges.d/p.yaml", "placement", "needs agent.backend: swarm"},
+			line: 4,
+		},
+		{
 			name:  "missing challenge dir",
 			files: map[string]string{"berth.yaml": "agent: {challenge_dirs: [missing.d]}\n"},
 			err:   &failure{"", "", "challenge_dirs"},
