@@ -211,7 +211,7 @@ func (r *reconciler) reload(ctx context.Context) ReloadResult {
 		return ReloadResult{err: err}
 	}
 	if next.Agent.ID != prev.Agent.ID || next.Agent.API != prev.Agent.API || next.Agent.Proxy != prev.Agent.Proxy ||
-		next.Agent.DataDir != prev.Agent.DataDir || next.Agent.Network != prev.Agent.Network {
+		next.Agent.DataDir != prev.Agent.DataDir || next.Agent.Network != prev.Agent.Network || next.Agent.Backend != prev.Agent.Backend {
 		r.a.log.Warn().Msg("agent settings changed in the config; they apply at the next berth restart")
 	}
 	// The policy applies at once (to stored API specs too); the other agent
