@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"berth/agent"
+	"berth/configs"
 	"berth/integration/testenv"
 )
 
@@ -31,6 +33,17 @@ func TestSwarmTwoNodes(t *testing.T) {
 
 	id := testenv.AgentID(t)
 	repo := "berth-it-" + id + "/echo"
+
+	// berth refuses to run the swarm backend on a worker.
+	wcfg, err := configs.Load(berthConfig(t, id, swarmYAML("svc", repo, "1.0.0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wcfg.Agent.Backend, wcfg.Agent.DockerHost = configs.BackendSwarm, worker.host
+	if _, err := agent.New(wcfg, agent.Options{}); err == nil || !strings.Contains(err.Error(), "not a swarm manager") {
+		t.Errorf("agent.New on a worker: %v, want a refusal saying it is not a swarm manager", err)
+	}
+
 	for _, v := range []string{"1.0.0", "1.1.0"} {
 		testenv.BuildLocalImage(t, repo+":"+v, nil)
 		copyImage(t, worker, repo+":"+v)
