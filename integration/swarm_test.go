@@ -94,6 +94,11 @@ func TestSwarmBackendLifecycle(t *testing.T) {
 		t.Errorf("stable endpoint: %d %q", status, body)
 	}
 
+	// Logs are the service's: its tasks' output.
+	if status, body := getBody(t, ra.api+"/v1/challenges/svc/logs?tail=20"); status != http.StatusOK || !strings.Contains(body, "listening") {
+		t.Errorf("logs: %d %q", status, body)
+	}
+
 	// A crash: berth notices, backs off and starts a new task of the same service.
 	testenv.HTTPPost(t, ra.proxy+"/svc/admin/crash", "")
 	crashed := waitServing(t, ra.api, "svc", 60*time.Second, func(v challengeView) bool { return v.Restarts >= 1 })
