@@ -42,6 +42,9 @@ type APIConfig struct {
 // ProxyConfig configures the stable-endpoint reverse proxy.
 type ProxyConfig struct {
 	Listen string `yaml:"listen" json:"listen"`
+	// RetryMethods are retried once on another container when the first
+	// failed before any response byte reached the client.
+	RetryMethods []string `yaml:"retry_methods" json:"retry_methods"`
 }
 
 // CheckpointConfig configures periodic store checkpoints.
@@ -162,6 +165,10 @@ type Challenge struct {
 	Update         Update            `yaml:"update" json:"update"`
 	Resources      Resources         `yaml:"resources" json:"resources"`
 	Security       Security          `yaml:"security" json:"security"`
+	// Standby keeps a second healthy container of the same version ready to
+	// take over at once. It adds a container, not a change to one, so
+	// SpecHash leaves it out.
+	Standby bool `yaml:"standby" json:"standby,omitempty"`
 }
 
 // Volume is a named Docker volume mounted into the challenge.
@@ -271,7 +278,7 @@ func BuiltinAgent() Agent {
 		Network:     "berth",
 		Reach:       ReachPublished,
 		API:         APIConfig{Listen: "127.0.0.1:7070"},
-		Proxy:       ProxyConfig{Listen: "127.0.0.1:7080"},
+		Proxy:       ProxyConfig{Listen: "127.0.0.1:7080", RetryMethods: []string{"GET", "HEAD", "OPTIONS"}},
 		Checkpoint:  CheckpointConfig{Interval: 5 * time.Minute, Keep: 10},
 		Shutdown:    ShutdownLeave,
 		OrphanGrace: time.Minute,

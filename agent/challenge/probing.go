@@ -66,6 +66,7 @@ func (c *Owner) onProbe(ctx context.Context, of *Instance, r ProbeResult) {
 		c.restartUnhealthy(ctx)
 		return
 	}
+	c.reconcileStandby(ctx)
 	// Probes keep their cadence even when each one takes its full timeout.
 	next := c.tracker.NextProbeIn(c.spec.Health) - r.Spent
 	if c.tracker.PassedOnce {
