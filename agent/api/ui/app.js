@@ -244,7 +244,7 @@
     r.version.textContent = c.version || '—';
     r.version.title = c.image + (c.digest ? '@' + c.digest : '');
     r.restarts.textContent = String(c.restarts);
-    r.upstream.textContent = c.upstream || '—';
+    r.upstream.textContent = (c.upstream || '').replace(/^https?:\/\//, '') || '—';
     r.upstream.title = c.upstream || '';
     r.response.textContent = c.response_time_ms ? c.response_time_ms.toFixed(1) + ' ms' : '—';
     r.exit.textContent = c.last_exit_code == null ? '—' : String(c.last_exit_code);
