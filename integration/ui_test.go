@@ -108,7 +108,7 @@ func confirmDialog(t *testing.T, ctx context.Context, mustMention string) {
 // dir (and to BERTH_UI_SCREENSHOT_DIR when set).
 func TestUIInBrowser(t *testing.T) {
 	testenv.RequireDocker(t)
-	ctx := startBrowser(t)
+	requireTool(t, "chromium", "chromium", "chromium-browser", "google-chrome")
 	reg := testenv.StartRegistry(t)
 	id := testenv.AgentID(t)
 	reg.PushChallenge(t, "berth-it/echo", "1.0.0", nil)
@@ -131,6 +131,8 @@ func TestUIInBrowser(t *testing.T) {
 	}
 	cfg = rewriteConfig(t, cfg, `api: {listen: "127.0.0.1:0"}`, `api: {listen: "127.0.0.1:0", token_file: `+tokenFile+`}`)
 	ra := startAgent(t, cfg)
+	// Started after berth, the browser closes first and ends the page's stream.
+	ctx := startBrowser(t)
 	shots := t.TempDir()
 
 	// A wrong token is refused; the right one opens the page.
