@@ -31,6 +31,7 @@ func (c *Owner) onProbe(ctx context.Context, of *Instance, r ProbeResult) {
 		c.armProbe(0)
 		return
 	}
+	c.handle.RecordProbe(sampleOf(r))
 	before := c.tracker.State
 	c.tracker = c.tracker.Observe(r, c.spec.Health)
 	c.Observer.Probed(c.spec.Name, r.Pass, r.Duration)
