@@ -47,6 +47,9 @@ func (e apiEvents) Events(since uint64, challenge string) ([]challenge.Event, er
 
 func (e apiEvents) Subscribe(buffer int) api.Subscription { return subscribeEvents(e.store, buffer) }
 
+// LastSeq lets the status page start from the newest events.
+func (e apiEvents) LastSeq() uint64 { return e.store.LastSeq() }
+
 // apiDesired hands the admin API's changes to the reconciler, one request
 // at a time, and gives its refusals the API's reasons.
 type apiDesired struct{ a *Agent }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"sort"
 	"time"
 
@@ -210,7 +211,7 @@ func (r *reconciler) reload(ctx context.Context) ReloadResult {
 		r.a.log.Error().Err(err).Str("config", prev.Path).Msg("reload refused: invalid config; keeping the running one")
 		return ReloadResult{err: err}
 	}
-	if next.Agent.ID != prev.Agent.ID || next.Agent.API != prev.Agent.API || next.Agent.Proxy != prev.Agent.Proxy ||
+	if next.Agent.ID != prev.Agent.ID || next.Agent.API != prev.Agent.API || !reflect.DeepEqual(next.Agent.Proxy, prev.Agent.Proxy) ||
 		next.Agent.DataDir != prev.Agent.DataDir || next.Agent.Network != prev.Agent.Network || next.Agent.Backend != prev.Agent.Backend {
 		r.a.log.Warn().Msg("agent settings changed in the config; they apply at the next berth restart")
 	}

@@ -26,6 +26,7 @@ func (c Challenge) canonical() Challenge {
 	c = c.Clone()
 	c.Restart.AlertAfter = 0   // alerting only; omitted from the JSON when zero
 	c.Update.PruneImages = nil // cleanup only; omitted from the JSON when nil
+	c.Standby = false          // a second container, not a different one
 	// Snapshot settings steer berth only; omitted from the JSON when zero.
 	c.State.SnapshotInterval, c.State.Keep, c.State.Restore, c.State.MaxBytes = 0, 0, nil, 0
 	if len(c.Env) == 0 {

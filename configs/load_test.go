@@ -17,7 +17,7 @@ func TestBuiltinDefaultsApplied(t *testing.T) {
 	wantAgent := Agent{
 		ID: "default", DataDir: abs(t, "data"), Network: "berth", Reach: "published", Backend: "docker",
 		API:        APIConfig{Listen: "127.0.0.1:7070"},
-		Proxy:      ProxyConfig{Listen: "127.0.0.1:7080"},
+		Proxy:      ProxyConfig{Listen: "127.0.0.1:7080", RetryMethods: []string{"GET", "HEAD", "OPTIONS"}},
 		Checkpoint: CheckpointConfig{Interval: 5 * time.Minute, Keep: 10},
 		Shutdown:   "leave", OrphanGrace: time.Minute,
 		Alerts: AlertsConfig{MinInterval: 10 * time.Minute, Format: "json"},

@@ -53,3 +53,19 @@ func TestSpecHashIgnoresSnapshotSettings(t *testing.T) {
 		t.Error("snapshot settings change the spec hash")
 	}
 }
+
+// standby adds a container and changes none: it must not recreate one.
+func TestSpecHashIgnoresStandby(t *testing.T) {
+	c := hashBase()
+	c.Standby = true
+	if c.SpecHash() != hashBase().SpecHash() {
+		t.Error("standby changes the spec hash")
+	}
+}
+
+func TestRetryMethodsValidated(t *testing.T) {
+	_, err := Parse("b.yaml", []byte("agent:\n  proxy:\n    retry_methods: [GET, post]\n"))
+	if err == nil || !strings.Contains(err.Error(), "agent.proxy.retry_methods[1]") || !strings.Contains(err.Error(), "HTTP method") {
+		t.Errorf("lowercase method: %v", err)
+	}
+}

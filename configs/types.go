@@ -45,6 +45,9 @@ type APIConfig struct {
 // ProxyConfig configures the stable-endpoint reverse proxy.
 type ProxyConfig struct {
 	Listen string `yaml:"listen" json:"listen"`
+	// RetryMethods are retried once on another container when the first
+	// failed before any response byte reached the client.
+	RetryMethods []string `yaml:"retry_methods" json:"retry_methods"`
 }
 
 // CheckpointConfig configures periodic store checkpoints.
@@ -165,6 +168,10 @@ type Challenge struct {
 	Update         Update            `yaml:"update" json:"update"`
 	Resources      Resources         `yaml:"resources" json:"resources"`
 	Security       Security          `yaml:"security" json:"security"`
+	// Standby keeps a second healthy container of the same version ready to
+	// take over at once. It adds a container, not a change to one, so
+	// SpecHash leaves it out.
+	Standby bool `yaml:"standby" json:"standby,omitempty"`
 	// Replicas and Placement apply on the swarm backend only. Zero
 	// replicas means one; both are left out of the JSON (and so of
 	// SpecHash) at their defaults, so adding them relabelled nothing.
@@ -283,7 +290,7 @@ func BuiltinAgent() Agent {
 		Reach:       ReachPublished,
 		Backend:     BackendDocker,
 		API:         APIConfig{Listen: "127.0.0.1:7070"},
-		Proxy:       ProxyConfig{Listen: "127.0.0.1:7080"},
+		Proxy:       ProxyConfig{Listen: "127.0.0.1:7080", RetryMethods: []string{"GET", "HEAD", "OPTIONS"}},
 		Checkpoint:  CheckpointConfig{Interval: 5 * time.Minute, Keep: 10},
 		Shutdown:    ShutdownLeave,
 		OrphanGrace: time.Minute,

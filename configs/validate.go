@@ -22,6 +22,7 @@ var (
 	volumeNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 	networkRE    = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 	capRE        = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
+	httpMethodRE = regexp.MustCompile(`^[A-Z]{1,20}$`)
 	// constraintRE is a Swarm placement constraint: node or engine
 	// attribute, == or !=, a value.
 	constraintRE = regexp.MustCompile(`^(node|engine)\.[A-Za-z0-9_.-]+\s*(==|!=)\s*[^\s=!]+$`)
@@ -323,6 +324,11 @@ func validateAgent(c *checker, a Agent, p string) {
 		c.add(join(join(p, "api"), "token_file"), "a token is required when api.listen is not loopback (%s)", a.API.Listen)
 	}
 	listenAddr(c, join(join(p, "proxy"), "listen"), a.Proxy.Listen)
+	for i, m := range a.Proxy.RetryMethods {
+		if !httpMethodRE.MatchString(m) {
+			c.add(index(join(join(p, "proxy"), "retry_methods"), i), "%q is not an HTTP method (uppercase, like GET)", m)
+		}
+	}
 	positive(c, join(join(p, "checkpoint"), "interval"), a.Checkpoint.Interval)
 	atLeast(c, join(join(p, "checkpoint"), "keep"), a.Checkpoint.Keep, 1)
 	oneOf(c, join(p, "shutdown"), a.Shutdown, ShutdownLeave, ShutdownStop)

@@ -32,7 +32,7 @@ type secondEngine struct {
 	cmd     *exec.Cmd
 }
 
-func run(t testing.TB, name string, args ...string) {
+func runCmd(t testing.TB, name string, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -57,20 +57,20 @@ func startSecondEngine(t testing.TB) *secondEngine {
 	if _, err := os.Stat("/var/run/netns/" + workerNetns); err == nil {
 		t.Fatalf("network namespace %s exists: another run is active or one did not clean up", workerNetns)
 	}
-	run(t, "ip", "netns", "add", workerNetns)
+	runCmd(t, "ip", "netns", "add", workerNetns)
 	t.Cleanup(func() { runQuiet("ip", "netns", "del", workerNetns) })
-	run(t, "ip", "link", "add", vethHost, "type", "veth", "peer", "name", vethWorker)
+	runCmd(t, "ip", "link", "add", vethHost, "type", "veth", "peer", "name", vethWorker)
 	t.Cleanup(func() { runQuiet("ip", "link", "del", vethHost) })
-	run(t, "ip", "link", "set", vethWorker, "netns", workerNetns)
-	run(t, "ip", "addr", "add", managerAddr+"/24", "dev", vethHost)
-	run(t, "ip", "link", "set", vethHost, "up")
+	runCmd(t, "ip", "link", "set", vethWorker, "netns", workerNetns)
+	runCmd(t, "ip", "addr", "add", managerAddr+"/24", "dev", vethHost)
+	runCmd(t, "ip", "link", "set", vethHost, "up")
 	for _, args := range [][]string{
 		{"addr", "add", workerAddr + "/24", "dev", vethWorker},
 		{"link", "set", vethWorker, "up"},
 		{"link", "set", "lo", "up"},
 		{"route", "add", "default", "via", managerAddr},
 	} {
-		run(t, "ip", append([]string{"-n", workerNetns}, args...)...)
+		runCmd(t, "ip", append([]string{"-n", workerNetns}, args...)...)
 	}
 
 	// Not under t.TempDir: dockerd's files may still be mounted when the

@@ -54,6 +54,16 @@ else
     echo "compose-init: run as root, or make $token readable by uid 65532" >&2
 fi
 
+# Quiet when it works (no legacy-builder notices); the whole output when not.
+quiet_build() {
+  local out
+  if ! out=$(DOCKER_BUILDKIT=0 docker build "$@" 2>&1); then
+    printf '%s\n' "$out" >&2
+    echo "compose-init: docker build $* failed (output above)" >&2
+    exit 1
+  fi
+}
+
 if $build; then
   stage=$(mktemp -d)
   trap 'rm -rf "$stage"' EXIT
@@ -62,11 +72,11 @@ if $build; then
   CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$stage/berth" ./cmd/berth
   cp /etc/ssl/certs/ca-certificates.crt "$stage/"
   mkdir "$stage/data"
-  DOCKER_BUILDKIT=0 docker build -q -f Dockerfile.local -t berth:latest "$stage" >/dev/null
+  quiet_build -f Dockerfile.local -t berth:latest "$stage"
   echo "building berth-demo/echo:1.0.0"
   mkdir "$stage/echo"
   CGO_ENABLED=0 go build -o "$stage/echo/testchallenge" ./integration/testchallenge
   printf 'FROM scratch\nCOPY testchallenge /testchallenge\nENV VERSION=1.0.0\nEXPOSE 8080\nENTRYPOINT ["/testchallenge"]\n' > "$stage/echo/Dockerfile"
-  DOCKER_BUILDKIT=0 docker build -q -t berth-demo/echo:1.0.0 "$stage/echo" >/dev/null
+  quiet_build -t berth-demo/echo:1.0.0 "$stage/echo"
 fi
 echo "next: docker compose up -d   (docker-compose up -d with compose v1)"

@@ -4,11 +4,13 @@
 # another shell:
 #   curl -s http://127.0.0.1:7080/demo/version
 #   curl -s http://127.0.0.1:7070/v1/challenges
-#   go run ./cmd/berth swap demo 1.1.0 --wait   # blue-green swap to 1.1.0
-#   go run ./cmd/berth rollback demo --wait     # back to 1.0.0
-#   docker kill berth-demo-demo-a               # berth starts it again
+#   go run ./cmd/berth swap demo 1.1.0 --wait --drain   # blue-green swap to 1.1.0
+#   go run ./cmd/berth rollback demo --wait             # back to 1.0.0
+#   docker kill berth-demo-demo-a                       # berth starts it again
 # Ctrl-C stops berth; the challenge container keeps running (shutdown: leave).
 # scripts/demo.sh clean removes the demo containers, network, images and data.
+# scripts/demo.sh build only builds the two images (e.g. to try a systemd
+# install with the demo challenge, deploy/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +48,10 @@ DOCKERFILE
     exit 1
   fi
 done
+if [ "${1:-}" = build ]; then
+  echo "built $repo:${versions// /, $repo:}"
+  exit 0
+fi
 
 go build -o "$build/berth" ./cmd/berth
 echo "starting berth: stable endpoint http://127.0.0.1:7080/demo/, admin API http://127.0.0.1:7070"

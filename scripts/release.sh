@@ -17,7 +17,9 @@ for p in $platforms; do
   arch=${p#*/}
   out="dist/berth-$version-$os-$arch"
   echo "building $out"
-  CGO_ENABLED=0 GOOS=$os GOARCH=$arch go build -trimpath \
+  # -buildvcs=auto: record the VCS revision (berth version) even where
+  # GOFLAGS turns it off, and still build outside a git checkout.
+  CGO_ENABLED=0 GOOS=$os GOARCH=$arch go build -trimpath -buildvcs=auto \
     -ldflags "-s -w -X main.version=$version" -o "$out" ./cmd/berth
 done
 (cd dist && sha256sum berth-* > SHA256SUMS)

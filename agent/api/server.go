@@ -102,6 +102,8 @@ func (s *server) routes() http.Handler {
 	mux.Handle("GET /v1/challenges", s.handle(s.listChallenges))
 	mux.Handle("GET /v1/challenges/{name}", s.handle(s.getChallenge))
 	mux.Handle("GET /v1/events", s.handle(s.events))
+	mux.Handle("GET /v1/probes", s.handle(s.listProbes))
+	mux.Handle("GET /v1/challenges/{name}/probes", s.handle(s.challengeProbes))
 	mux.Handle("POST /v1/challenges/{name}/restart", s.handle(s.restartChallenge))
 	mux.Handle("GET /v1/challenges/{name}/logs", s.handle(s.containerLogs))
 	mux.Handle("POST /v1/challenges/{name}/swap", s.handle(s.swapChallenge))
@@ -120,6 +122,7 @@ func (s *server) routes() http.Handler {
 		mux.Handle("GET /v1/checkpoints", s.handle(s.listCheckpoints))
 		mux.Handle("POST /v1/checkpoints", s.handle(s.createCheckpoint))
 	}
+	s.uiRoutes(mux)
 	mux.Handle("/v1/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return apiErr(http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+clip(r.URL.Path))
 	}))
@@ -176,6 +179,9 @@ func (s *server) handle(h apiHandler) http.Handler {
 func (s *server) authorize(r *http.Request) error {
 	if s.Token == "" {
 		return nil
+	}
+	if _, bearer := r.Header["Authorization"]; !bearer {
+		return s.sessionAuth(r) // the status page's cookie
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	// Comparing digests keeps the token's length out of the timing too.

@@ -15,6 +15,7 @@ type Handle struct {
 	name   string
 	inbox  chan message
 	status atomic.Pointer[Status]
+	probes probeHistory // recent probes, for the status page
 
 	// specMu guards spec, the newest spec the reconciler wants applied and
 	// the owner has not taken yet. A newer spec replaces an unread one, so

@@ -102,6 +102,16 @@ type (
 		found   bool
 		err     error
 	}
+	// msgStandbyProbed is one probe of the standby of.
+	msgStandbyProbed struct {
+		of *Instance
+		r  ProbeResult
+	}
+	// msgStandbyFed ends a state import into the standby of.
+	msgStandbyFed struct {
+		of  *Instance
+		err error
+	}
 	// msgImagePruned ends the removal of a previous version's image.
 	msgImagePruned struct {
 		ref string
@@ -141,6 +151,8 @@ func (msgUpdateCheck) jobReport()     {}
 func (msgRecoveryStopped) jobReport() {}
 func (msgImagePruned) jobReport()     {}
 func (msgSnapshotTaken) jobReport()   {}
+func (msgStandbyProbed) jobReport()   {}
+func (msgStandbyFed) jobReport()      {}
 func (msgRestored) jobReport()        {}
 func (msgCutOver) jobReport()         {}
 func (msgSwapDone) jobReport()        {}

@@ -35,6 +35,8 @@ const (
 	EventStateSaveFailed    = "state_save_failed"
 	EventStateRestored      = "state_restored"
 	EventStateRestoreFailed = "state_restore_failed"
+	EventStandbyReady       = "standby_ready"
+	EventStandbyPromoted    = "standby_promoted"
 )
 
 // Log field names, shared by every line berth writes about a challenge.

@@ -81,6 +81,9 @@ type Owner struct {
 	snapshot        *SnapshotInfo // the newest stored snapshot
 	restoring       *restoreRun
 	resumeRestore   bool // berth stopped while the recorded instance was migrating
+	standby         *warmStandby
+	standbyAttempt  int  // failed standby starts in a row
+	standbyGaveUp   bool // promotions hit max_restarts: no new standby until an operator restart
 	pendingSpec     *configs.Challenge
 }
 
@@ -93,6 +96,9 @@ type timers struct {
 	autoTimer    supervisor.Timer // due: look for a newer version
 	snapTimer    supervisor.Timer // due: take a periodic snapshot
 	restoreTimer supervisor.Timer // due: retry a failed import
+	standbyTimer supervisor.Timer // due: start the next standby
+	// standbyProbeTimer is due: probe the standby.
+	standbyProbeTimer supervisor.Timer
 }
 
 // New returns the owner of spec, reached through h. configChanged says the
@@ -125,7 +131,7 @@ func (c *Owner) Serve(ctx context.Context) error {
 	c.timers = timers{}
 	c.probing, c.current, c.imageJob, c.stopping, c.upAfterStop = false, nil, false, "", false
 	c.swap, c.draining, c.recovered, c.keepAttempt, c.recoverTries, c.recoveryStop = nil, nil, false, 0, 0, ""
-	c.saving, c.restoring = false, nil
+	c.saving, c.restoring, c.standby, c.standbyAttempt = false, nil, nil, 0
 	c.imageGen++
 	if err := c.load(); err != nil {
 		return err
@@ -169,6 +175,12 @@ func (c *Owner) Serve(ctx context.Context) error {
 		case <-timerC(c.restoreTimer):
 			c.restoreTimer = nil
 			c.restoreDue(ctx)
+		case <-timerC(c.standbyTimer):
+			c.standbyTimer = nil
+			c.standbyDue(ctx)
+		case <-timerC(c.standbyProbeTimer):
+			c.standbyProbeTimer = nil
+			c.probeStandby(ctx)
 		}
 	}
 }
@@ -176,6 +188,10 @@ func (c *Owner) Serve(ctx context.Context) error {
 func (c *Owner) onMessage(ctx context.Context, msg message) {
 	switch m := msg.(type) {
 	case msgInstanceEvent:
+		if c.standby != nil && m.ev.ID == c.standby.in.ID {
+			c.checkStandby(ctx)
+			return
+		}
 		if c.current == nil || m.ev.ID != c.current.ID {
 			return
 		}
@@ -189,6 +205,9 @@ func (c *Owner) onMessage(ctx context.Context, msg message) {
 			c.checkInstance(ctx)
 		}
 	case msgInstanceList:
+		if c.standby != nil && !runningIn(m.instances, c.standby.in.ID) {
+			c.checkStandby(ctx)
+		}
 		if c.current == nil {
 			return
 		}
@@ -246,6 +265,13 @@ func (c *Owner) onJob(ctx context.Context, r jobReport) {
 		c.onImagePruned(m)
 	case msgSnapshotTaken:
 		c.onSnapshotTaken(m)
+		if m.err == nil && m.why == snapPeriodic {
+			c.feedStandby(ctx, m.snap)
+		}
+	case msgStandbyProbed:
+		c.onStandbyProbed(ctx, m)
+	case msgStandbyFed:
+		c.onStandbyFed(ctx, m)
 	case msgRestored:
 		c.onRestored(ctx, m)
 	case msgCutOver:
@@ -297,7 +323,8 @@ func (c *Owner) armAction(d time.Duration) { c.rearm(&c.actionTimer, d) }
 func (c *Owner) armProbe(d time.Duration)  { c.rearm(&c.probeTimer, d) }
 
 func (c *Owner) stopTimers() {
-	for _, t := range []supervisor.Timer{c.actionTimer, c.probeTimer, c.keepTimer, c.autoTimer, c.recoverTimer, c.snapTimer, c.restoreTimer} {
+	for _, t := range []supervisor.Timer{c.actionTimer, c.probeTimer, c.keepTimer, c.autoTimer, c.recoverTimer, c.snapTimer, c.restoreTimer,
+		c.standbyTimer, c.standbyProbeTimer} {
 		if t != nil {
 			t.Stop()
 		}

@@ -31,6 +31,7 @@ func (c *Owner) onProbe(ctx context.Context, of *Instance, r ProbeResult) {
 		c.armProbe(0)
 		return
 	}
+	c.handle.RecordProbe(sampleOf(r))
 	before := c.tracker.State
 	c.tracker = c.tracker.Observe(r, c.spec.Health)
 	c.Observer.Probed(c.spec.Name, r.Pass, r.Duration)
@@ -66,6 +67,7 @@ func (c *Owner) onProbe(ctx context.Context, of *Instance, r ProbeResult) {
 		c.restartUnhealthy(ctx)
 		return
 	}
+	c.reconcileStandby(ctx)
 	// Probes keep their cadence even when each one takes its full timeout.
 	next := c.tracker.NextProbeIn(c.spec.Health) - r.Spent
 	if c.tracker.PassedOnce {

@@ -30,10 +30,14 @@ func causeOf(eventType string) Cause {
 // schedules its restart; the bring-up waits for the stop.
 func (c *Owner) restartUnhealthy(ctx context.Context) {
 	in := c.current
+	cause := Event{Type: EventUnhealthy, ContainerID: in.ID, Health: string(HealthUnhealthy),
+		Message: "restarting unhealthy container", Error: c.tracker.LastError}
 	c.current = nil
 	c.stopInJob(ctx, in.ID, c.spec.Restart.StopTimeout, "")
-	c.scheduleRestart(Event{Type: EventUnhealthy, ContainerID: in.ID, Health: string(HealthUnhealthy),
-		Message: "restarting unhealthy container", Error: c.tracker.LastError})
+	if c.promoteStandby(in, cause) {
+		return
+	}
+	c.scheduleRestart(cause)
 }
 
 // stopInJob stops id in a job; msgStopped reports the end. With saveFrom,
@@ -98,6 +102,10 @@ func (c *Owner) onExit(ctx context.Context, in Instance, inspected bool) {
 	// A version that crashed right after its swap, while the previous one
 	// still drains, is rolled back to it rather than restarted.
 	rollback := c.draining != nil && c.autoRollbackDue(c.Clock.Now())
+	if !rollback && c.standby != nil && c.standby.ready {
+		c.promoteAfterExit(ctx, in, inspected)
+		return
+	}
 	var plan []Event
 	restarting := false
 	if !rollback {
@@ -132,6 +140,23 @@ func (c *Owner) onExit(ctx context.Context, in Instance, inspected bool) {
 		c.Observer.Restarted(c.spec.Name, ev.Type)
 	}
 	c.persist(append(events, plan...)...)
+}
+
+// promoteAfterExit records the exit of the active instance and promotes the
+// ready standby in its place.
+func (c *Owner) promoteAfterExit(ctx context.Context, in Instance, inspected bool) {
+	if !inspected {
+		if got, err := c.Runtime.Inspect(ctx, in.ID); err == nil && !got.Running {
+			in.ExitCode, in.OOMKilled = got.ExitCode, got.OOMKilled
+		}
+	}
+	code := in.ExitCode
+	c.rec.LastExitCode = &code
+	ev := Event{Type: EventExited, ContainerID: in.ID, ExitCode: &code, Message: fmt.Sprintf("container exited with code %d", code)}
+	if in.OOMKilled {
+		ev.Type, ev.OOM, ev.Message = EventOOMKilled, true, "container killed: out of memory"
+	}
+	c.promoteStandby(&in, ev)
 }
 
 // lastOutput returns the end of an instance's output for the exit cause,

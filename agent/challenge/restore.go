@@ -31,11 +31,14 @@ type restoreRun struct {
 // restoreBackoff paces retries of a failed import.
 var restoreBackoff = supervisor.Backoff{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2}
 
-// usableFor accepts snapshots whose state the version may import: the same
-// major version, or any with across_major.
+// usableSnapshot accepts snapshots whose state version may import: the
+// same major version, or any with across_major.
+func usableSnapshot(version string, acrossMajor bool) func(Snapshot) bool {
+	return func(s Snapshot) bool { return HandOffAllowed(s.Version, version, acrossMajor) }
+}
+
 func (c *Owner) usableFor(version string) func(Snapshot) bool {
-	across := c.spec.State.AcrossMajor
-	return func(s Snapshot) bool { return HandOffAllowed(s.Version, version, across) }
+	return usableSnapshot(version, c.spec.State.AcrossMajor)
 }
 
 // beginRestore runs after a new instance started: with state.restore and a

@@ -267,8 +267,21 @@ func TestScenarioStateHandOff(t *testing.T) {
 			phases := scPhases(f.store)
 			got := string(v2.state.Load().([]byte))
 			if !tc.handsOff {
-				if got != "" || slices.Contains(phases, PhaseExporting) || len(f.store.snaps) != 0 {
-					t.Fatalf("state handed across a major: %q, phases %v", got, phases)
+				// A swap is a planned stop: the old version's state is stored,
+				// but not handed to another major version.
+				if got != "" || slices.Contains(phases, PhaseImporting) || !slices.Equal(f.store.snapshotData(), []string{"scores"}) {
+					t.Fatalf("state handed across a major: %q, phases %v, snapshots %q", got, phases, f.store.snapshotData())
+				}
+				// Rolling back to the old major version restores its snapshot
+				// into the restarted old instance.
+				v1.state.Store([]byte(nil))
+				if _, err := f.handle.Rollback(scCtx(t)); err != nil {
+					t.Fatal(err)
+				}
+				scAdvanceUntil(t, clk, 100*time.Millisecond, func() bool { return f.store.hasEvent(EventSwapRolledBack) },
+					"rollback never completed: %v", func() any { return swapEventTypes(f.store) })
+				if got := string(v1.state.Load().([]byte)); got != "scores" {
+					t.Fatalf("old version's state after the rollback %q, want its snapshot", got)
 				}
 				return
 			}

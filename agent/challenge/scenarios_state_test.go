@@ -267,3 +267,25 @@ func TestScenarioAdoptedMigratingInstanceIsRestored(t *testing.T) {
 		t.Fatalf("not the adopted instance: %+v", st)
 	}
 }
+
+// shutdown: stop is a planned stop: the state is exported before the stop.
+func TestScenarioStopOnShutdownSavesState(t *testing.T) {
+	f := newFixture(t)
+	f.deps.StopOnShutdown = true
+	v1 := newVersion(t)
+	f.rt.SetAddress("1.0.0", v1.srv.URL)
+	spec := stateSpec()
+	spec.State.SnapshotInterval = time.Hour
+	f.start(spec)
+	id := scWaitServing(t, f).ContainerID
+	v1.state.Store([]byte("at shutdown"))
+	if r := f.stop(); r != nil {
+		t.Fatalf("Serve: %v", r)
+	}
+	if got := f.store.snapshotData(); len(got) != 1 || got[0] != "at shutdown" {
+		t.Fatalf("snapshots %q", got)
+	}
+	if !f.store.hasEvent(EventStateSaved) || f.rt.Count("stop", id) != 1 {
+		t.Fatalf("events %v, stops %d", f.store.eventTypes(), f.rt.Count("stop", id))
+	}
+}

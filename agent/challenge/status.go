@@ -29,6 +29,11 @@ type Status struct {
 	ResponseTimeMS  float64     `json:"response_time_ms"`
 	// Snapshot is the newest stored state snapshot; null when none.
 	Snapshot *SnapshotInfo `json:"snapshot"`
+	// StandbyContainerID is the warm standby's container; empty when none.
+	StandbyContainerID string `json:"standby_container_id"`
+	// StandbyUpstream is the ready standby's address, where the proxy
+	// sends a request the active container failed.
+	StandbyUpstream string `json:"-"`
 
 	// claims are the instances live swaps use besides the active one: a
 	// swap's new instance joins the slots only at its cut-over.
@@ -79,6 +84,13 @@ func (c *Owner) publish() {
 		Swap:            swapStatus(c.lastSwap),
 		ResponseTimeMS:  float64(c.tracker.AvgResponse.Microseconds()) / 1000,
 		Snapshot:        c.snapshot,
+	}
+	if sb := c.standby; sb != nil {
+		st.StandbyContainerID = sb.in.ID
+		st.claims = append(st.claims, sb.in.ID)
+		if sb.ready {
+			st.StandbyUpstream = sb.in.Address
+		}
 	}
 	for _, job := range []*swapJob{c.swap, c.draining} {
 		if job != nil {

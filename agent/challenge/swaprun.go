@@ -76,16 +76,30 @@ func (s *swapRunner) run(ctx context.Context) error {
 		return s.fail(ctx, fmt.Errorf("image %s has digest %q, but the challenge pins %s", ref, digest, spec.Digest))
 	}
 
+	// A swap is a planned stop of the old version: its state is exported
+	// and stored. It is handed to the new version within a major version
+	// (or across, when allowed); otherwise the new version gets the newest
+	// snapshot it may use, as a rollback to an older major version does.
+	handOff := HandOffAllowed(job.snapshot().From, tag, spec.State.AcrossMajor)
 	var snapshot []byte
-	if spec.State.Export != "" && HandOffAllowed(job.snapshot().From, tag, spec.State.AcrossMajor) {
+	if spec.State.Export != "" {
 		if err := s.setPhase(ctx, PhaseExporting, nil); err != nil {
 			return err
 		}
-		if snapshot, err = exportState(ctx, job.fromURL, spec.State.Export, spec.State.ExportLimit(), maxStateTransfer); err != nil {
+		data, err := exportState(ctx, job.fromURL, spec.State.Export, spec.State.ExportLimit(), maxStateTransfer)
+		if err == nil {
+			_, err = s.store.PutSnapshot(Snapshot{Challenge: spec.Name, Version: job.snapshot().From, Data: data}, spec.State.Kept())
+		}
+		if err != nil && handOff {
 			return s.fail(ctx, fmt.Errorf("export state: %w", err))
 		}
-		if _, err := s.store.PutSnapshot(Snapshot{Challenge: spec.Name, Version: job.snapshot().From, Data: snapshot}, spec.State.Kept()); err != nil {
-			return s.fail(ctx, fmt.Errorf("store state snapshot: %w", err))
+		if handOff {
+			snapshot = data
+		}
+	}
+	if snapshot == nil && spec.State.Restores() {
+		if snap, _, found, err := s.store.NewestSnapshot(spec.Name, usableSnapshot(tag, spec.State.AcrossMajor)); err == nil && found {
+			snapshot = snap.Data
 		}
 	}
 

@@ -25,6 +25,7 @@ type results struct {
 	CrashOutageMS map[string]any    `json:"crash_outage_ms"`
 	HangRecovery  map[string]any    `json:"hang_recovery_ms"`
 	SwapFailed    map[string]any    `json:"swap_failed_requests"`
+	StateLost     *stateLoss        `json:"state_lost_on_crash,omitempty"`
 	Scale         []scalePoint      `json:"scale"`
 	Checkpoint    map[string]any    `json:"checkpoint"`
 	CheckpointAPI *liveCheckpoint   `json:"checkpoint_live,omitempty"`
@@ -147,6 +148,9 @@ func run(ctx context.Context, e *env, quick bool, scales []int) *results {
 	wantF := func(p string) bool { return want("functional") || want(p) }
 	if wantF("crash") || wantF("hang") || wantF("swap") {
 		runFunctional(ctx, e, r, crashes, hangs, wantF, fail)
+	}
+	if want("state") && ctx.Err() == nil {
+		stateBench(ctx, e, r, hangs, fail)
 	}
 	if want("scale") {
 		runScales(ctx, e, r, scales, steady, fail)

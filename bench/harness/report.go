@@ -158,6 +158,11 @@ func report(r *results) string {
 	w("| crash outage, same container flags as berth's, median ms | %s | %s (docker `--restart on-failure` with berth's flags and network) |\n", f1(r.CrashOutageMS, "berth"), f1(r.CrashOutageMS, "docker_restart_policy_berth_flags"))
 	w("| hang recovery, ms | %s | %s (HEALTHCHECK defaults + autoheal loop) |\n", f1(r.HangRecovery, "berth"), f1(r.HangRecovery, "autoheal_like"))
 	w("| failed requests during a version change | %s (blue-green swap) | %s (stop-first recreate) |\n", f0(r.SwapFailed, "berth_blue_green"), f0(r.SwapFailed, "stop_first_recreate"))
+	if s := r.StateLost; s != nil {
+		w("| work items lost to a crash (of %.0f, median; snapshots every 1 s) | %.0f | %.0f (docker `--restart on-failure`) |\n", s.Before["berth"], s.Lost["berth"], s.Lost["docker_restart_policy"])
+		w("| work items lost to a `docker kill` (median) | %.0f | not restarted by Docker at all |\n", s.Lost["berth_docker_kill"])
+		w("| crash → serving again with its state, median ms | %.0f (kill: %.0f) | %.0f (serving, state lost) |\n", s.ServingMS["berth"], s.ServingMS["berth_docker_kill"], s.ServingMS["docker_restart_policy"])
+	}
 	w("\n### Samples\n\n")
 	if s, ok := r.CrashOutageMS["samples"].(map[string][]float64); ok {
 		w("- crash outage ms, berth: %v; docker: %v; docker with berth's flags: %v\n", s["berth"], s["docker_restart_policy"], s["docker_restart_policy_berth_flags"])
@@ -167,6 +172,9 @@ func report(r *results) string {
 			bd["first_failed_request_to_started"], bd["backoff_delay"], bd["started_to_first_pass"], bd["first_pass_to_first_200"])
 	}
 	w("- hang recovery ms, berth: %v; autoheal-like: 1 run\n", r.HangRecovery["berth_samples"])
+	if s := r.StateLost; s != nil {
+		w("- work items before → after each crash (serving ms): berth %v; berth, docker kill %v; docker %v. %s\n", s.Samples["berth"], s.Samples["berth_docker_kill"], s.Samples["docker_restart_policy"], s.Method)
+	}
 	if d, ok := r.SwapFailed["berth_blue_green_detail"].(loadResult); ok {
 		w("- berth swap: %d requests, %d failed %v\n", d.Requests, d.Failed, d.Errors)
 	}

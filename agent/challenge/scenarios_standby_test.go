@@ -1,0 +1,113 @@
+package challenge
+
+import (
+	"testing"
+	"time"
+)
+
+// waitStandby waits for a ready standby and returns its container id.
+func waitStandby(t *testing.T, f *fixture, n int) string {
+	t.Helper()
+	scWaitEvent(t, f.store, EventStandbyReady, n)
+	eventually(t, 5*time.Second, func() bool { st := f.status(); return st.StandbyContainerID != "" && st.StandbyUpstream != "" },
+		"no ready standby in the status: %+v", func() any { return f.status() })
+	return f.status().StandbyContainerID
+}
+
+// A crash of the active container promotes the ready standby at once; the
+// crashed one comes back as the next standby after the backoff.
+func TestScenarioStandbyPromotedOnCrash(t *testing.T) {
+	f := newFixture(t)
+	clk := scFakeClock(f)
+	v1 := newVersion(t)
+	f.rt.SetAddress("1.0.0", v1.srv.URL)
+	spec := testSpec()
+	spec.Standby = true
+	f.start(spec)
+	active := scWaitServing(t, f).ContainerID
+	standby := waitStandby(t, f, 1)
+	if sb, _ := f.rt.Get(standby); sb.Slot != "as" || !sb.Running || standby == active {
+		t.Fatalf("standby %+v", sb)
+	}
+	if claims := f.status().Claims(); !scContains(claims, active, standby) {
+		t.Fatalf("claims %v miss the standby", claims)
+	}
+
+	f.exit(active, 1, false)
+	eventually(t, 2*time.Second, func() bool { return f.status().ContainerID == standby }, "standby not promoted: %+v", func() any { return f.status() })
+	st := f.status()
+	if st.State != Running || !st.Serving() || st.Slot != "as" || st.Restarts != 1 {
+		t.Fatalf("after the promotion: %+v", st)
+	}
+	ev := scWaitEvent(t, f.store, EventStandbyPromoted, 1)
+	if ev.ContainerID != standby || ev.From != ShortID(active) {
+		t.Fatalf("standby_promoted %+v", ev)
+	}
+	if f.store.hasEvent(EventRestarting) {
+		t.Error("a promotion went through restarting")
+	}
+	// After the backoff the crashed container starts again as the standby.
+	scAdvanceUntil(t, clk, 20*time.Millisecond, func() bool { return f.store.countEvents(EventStandbyReady) == 2 }, "no second standby")
+	if st := f.status(); st.StandbyContainerID != active || st.ContainerID != standby {
+		t.Fatalf("after the new standby: %+v", st)
+	}
+	// And it is promoted in turn, OOM kill this time.
+	f.exit(standby, 137, true)
+	eventually(t, 2*time.Second, func() bool { return f.status().ContainerID == active }, "second promotion missing")
+	if ev := scWaitEvent(t, f.store, EventOOMKilled, 1); ev.ContainerID != standby {
+		t.Fatalf("oom_killed %+v", ev)
+	}
+}
+
+// berth restarting adopts both the active container and the standby
+// without starting either again.
+func TestScenarioStandbyAdoptedAfterBerthRestart(t *testing.T) {
+	f := newFixture(t)
+	v1 := newVersion(t)
+	f.rt.SetAddress("1.0.0", v1.srv.URL)
+	spec := testSpec()
+	spec.Standby = true
+	f.start(spec)
+	active := scWaitServing(t, f).ContainerID
+	standby := waitStandby(t, f, 1)
+	f.stop()
+	f.start(spec)
+	eventually(t, 5*time.Second, func() bool { return f.status().StandbyContainerID == standby && f.status().ContainerID == active },
+		"not both adopted: %+v", func() any { return f.status() })
+	if f.rt.Count("start", standby) != 1 || f.rt.Count("start", active) != 1 || f.rt.Count("create", memName("web", "as")) != 1 {
+		t.Fatalf("starts: active %d, standby %d; standby creates %d", f.rt.Count("start", active), f.rt.Count("start", standby), f.rt.Count("create", memName("web", "as")))
+	}
+}
+
+// A swap keeps the old standby until the cut-over, then replaces it with
+// one of the new version in the new slot's family; turning standby off
+// removes it.
+func TestScenarioStandbyFollowsSwapAndSpec(t *testing.T) {
+	f := newFixture(t)
+	clk := scFakeClock(f)
+	v1, v2 := newVersion(t), newVersion(t)
+	f.rt.SetAddress("1.0.0", v1.srv.URL)
+	f.rt.SetAddress("2.0.0", v2.srv.URL)
+	spec := testSpec()
+	spec.Standby = true
+	f.start(spec)
+	scWaitServing(t, f)
+	old := waitStandby(t, f, 1)
+	if _, err := f.handle.Swap(scCtx(t), "2.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	scAdvanceUntil(t, clk, 50*time.Millisecond, func() bool { return f.store.countEvents(EventStandbyReady) == 2 }, "no standby of 2.0.0")
+	st := f.status()
+	sb, _ := f.rt.Get(st.StandbyContainerID)
+	if st.Version != "2.0.0" || sb.Version != "2.0.0" || sb.Slot != "bs" || st.Slot != "b" {
+		t.Fatalf("after the swap: status %+v, standby %+v", st, sb)
+	}
+	eventually(t, 5*time.Second, func() bool { _, ok := f.rt.Get(old); return !ok }, "old standby %s not removed", old)
+
+	off := spec.Clone()
+	off.Version = "2.0.0"
+	off.Standby = false
+	f.handle.SetSpec(off)
+	scAdvanceUntil(t, clk, 50*time.Millisecond, func() bool { return f.status().StandbyContainerID == "" }, "standby not retired")
+	eventually(t, 5*time.Second, func() bool { _, ok := f.rt.Get(sb.ID); return !ok }, "standby container not removed")
+}

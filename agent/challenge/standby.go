@@ -1,0 +1,300 @@
+package challenge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// standbySlotOf is where the warm standby of the instance in slot runs: in
+// the same family (a and as, b and bs), so the target of a swap, the other
+// family's first slot, never meets it. A promotion swaps the two.
+func standbySlotOf(slot string) string {
+	if s, ok := strings.CutSuffix(slot, "s"); ok {
+		return s
+	}
+	return slot + "s"
+}
+
+// warmStandby is the second instance of a challenge with standby: started,
+// probed and fed the state snapshots, but not routed to until promoted.
+type warmStandby struct {
+	in      *Instance
+	tracker HealthTracker
+	ready   bool // healthy, with the newest snapshot when state.restore
+	probing bool
+}
+
+// wantStandby says whether a standby should run now: the active instance
+// serves, of the spec in force, and no swap is under way.
+func (c *Owner) wantStandby() bool {
+	return c.spec.Standby && c.current != nil && c.lifecycle == Running && c.swap == nil && c.recovered &&
+		c.tracker.State == HealthHealthy && c.rec.Slots[c.activeSlot()].SpecHash == c.hash
+}
+
+// reconcileStandby retires a standby that no longer fits (spec or version
+// changed, standby turned off, the active instance moved) and starts one
+// when wanted. It runs after every probe of the active instance.
+func (c *Owner) reconcileStandby(ctx context.Context) {
+	slot := standbySlotOf(c.activeSlot())
+	if sb := c.standby; sb != nil && c.swap == nil &&
+		(!c.spec.Standby || sb.in.Slot != slot || sb.in.SpecHash != c.hash || sb.in.Version != c.rec.Version) {
+		c.retireStandby(ctx)
+	}
+	if c.standby == nil && c.standbyTimer == nil && c.stopping == "" && c.wantStandby() {
+		if err := c.startStandby(ctx, slot); err != nil {
+			c.standbyAttempt++
+			delay := cleanupBackoff.Delay(c.standbyAttempt, c.Rand())
+			c.logf(LevelWarn, "start standby; will retry", err, F(FieldSlot, slot), F(FieldRetryIn, delay.Round(time.Millisecond).String()))
+			c.rearm(&c.standbyTimer, delay)
+		}
+	}
+}
+
+// startStandby adopts, starts again or creates the instance in slot.
+func (c *Owner) startStandby(ctx context.Context, slot string) error {
+	active := c.rec.Slots[c.activeSlot()]
+	if rec, ok := c.rec.Slots[slot]; ok && rec.ContainerID != "" {
+		in, err := c.Runtime.Inspect(ctx, rec.ContainerID)
+		switch {
+		case err == nil && in.SpecHash == c.hash && in.Version == c.rec.Version && in.ForeignVolume == "":
+			if !in.Running {
+				if err := c.Runtime.Start(ctx, in.ID); err != nil {
+					return err
+				}
+				if in, err = c.Runtime.Inspect(ctx, in.ID); err != nil {
+					return err
+				}
+			}
+			c.standbyIs(in, "standby container running")
+			return nil
+		case err == nil:
+			if err := c.Runtime.Remove(ctx, in.ID); err != nil {
+				return err
+			}
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		delete(c.rec.Slots, slot)
+	}
+	if old, err := c.Runtime.InSlot(ctx, c.spec.Name, slot); err == nil {
+		// Unrecorded (berth stopped between create and persist): replace it.
+		if err := c.Runtime.Remove(ctx, old.ID); err != nil {
+			return err
+		}
+	}
+	spec, err := instanceSpec(c.spec, c.hash, active.Image, c.rec.Version, slot)
+	if err != nil {
+		return err
+	}
+	created, err := c.Runtime.Create(ctx, spec)
+	if err != nil {
+		return err
+	}
+	c.rec.Slots[slot] = Slot{ContainerID: created.ID, ContainerName: created.Name, Image: active.Image, Version: c.rec.Version,
+		Digest: active.Digest, SpecHash: c.hash, CreatedAt: c.Clock.Now()}
+	c.persist() // recorded before it starts, so a crash now cannot orphan it
+	if err := c.Runtime.Start(ctx, created.ID); err != nil {
+		return err
+	}
+	in, err := c.Runtime.Inspect(ctx, created.ID)
+	if err != nil {
+		return err
+	}
+	c.standbyIs(in, "standby container started")
+	return nil
+}
+
+func (c *Owner) standbyIs(in Instance, msg string) {
+	c.standby = &warmStandby{in: &in, tracker: NewHealthTracker(c.Clock.Now())}
+	c.standbyAttempt = 0
+	c.logf(LevelInfo, msg, nil, F(FieldContainerID, ShortID(in.ID)), F(FieldSlot, in.Slot))
+	c.publish()
+	c.rearm(&c.standbyProbeTimer, 0)
+}
+
+// retireStandby stops and removes the standby in a job and forgets it.
+func (c *Owner) retireStandby(ctx context.Context) {
+	sb := c.standby
+	c.standby = nil
+	if rec, ok := c.rec.Slots[sb.in.Slot]; ok && rec.ContainerID == sb.in.ID && sb.in.Slot != c.activeSlot() {
+		delete(c.rec.Slots, sb.in.Slot)
+		c.persist()
+	}
+	rt, id, timeout := c.Runtime, sb.in.ID, c.spec.Restart.StopTimeout
+	c.goJob(func() {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout+30*time.Second)
+		defer cancel()
+		_ = rt.Stop(stopCtx, id, timeout)
+		_ = rt.Remove(stopCtx, id)
+	})
+}
+
+// probeStandby probes the standby in a job.
+func (c *Owner) probeStandby(ctx context.Context) {
+	sb := c.standby
+	if sb == nil || sb.probing || sb.in.Address == "" {
+		return
+	}
+	sb.probing = true
+	of, url, cfg, tracker, prober, clock, jobs := sb.in, sb.in.Address+c.spec.Health.Path, c.spec.Health, sb.tracker, c.Prober, c.Clock, c.jobs
+	c.goJob(func() {
+		r := prober.ProbeFor(ctx, url, cfg, tracker)
+		r.At = clock.Now()
+		report(ctx, jobs, msgStandbyProbed{of: of, r: r})
+	})
+}
+
+func (c *Owner) onStandbyProbed(ctx context.Context, m msgStandbyProbed) {
+	sb := c.standby
+	if sb == nil || sb.in != m.of {
+		return
+	}
+	sb.probing = false
+	sb.tracker = sb.tracker.Observe(m.r, c.spec.Health)
+	switch st := sb.tracker.State; {
+	case st == HealthUnhealthy:
+		c.logf(LevelWarn, "standby unhealthy; replacing it", nil, F(FieldContainerID, ShortID(sb.in.ID)))
+		c.retireStandby(ctx)
+		c.standbyAttempt++
+		c.rearm(&c.standbyTimer, cleanupBackoff.Delay(c.standbyAttempt, c.Rand()))
+		c.publish()
+		return
+	case st == HealthHealthy && !sb.ready:
+		c.readyStandby(ctx)
+	}
+	next := sb.tracker.NextProbeIn(c.spec.Health) - m.r.Spent
+	c.rearm(&c.standbyProbeTimer, max(0, next))
+}
+
+// readyStandby makes a healthy standby ready: with state.restore it first
+// imports the newest usable snapshot, as a restarted container would.
+func (c *Owner) readyStandby(ctx context.Context) {
+	sb := c.standby
+	if !c.spec.State.Restores() {
+		c.standbyReady(sb)
+		return
+	}
+	store, name, path, base, usable, jobs := c.Store, c.spec.Name, c.spec.State.Import, sb.in.Address, c.usableFor(c.rec.Version), c.jobs
+	sb.probing = true // no probe overtakes the import
+	c.goJob(func() {
+		snap, _, found, err := store.NewestSnapshot(name, usable)
+		if err == nil && found {
+			err = importState(ctx, base, path, snap.Data)
+		}
+		report(ctx, jobs, msgStandbyFed{of: sb.in, err: err})
+	})
+}
+
+func (c *Owner) onStandbyFed(ctx context.Context, m msgStandbyFed) {
+	sb := c.standby
+	if sb == nil || sb.in != m.of {
+		return
+	}
+	sb.probing = false
+	if m.err != nil {
+		c.logf(LevelWarn, "standby state import failed; trying again at the next probe", m.err)
+		sb.tracker.State = HealthUnknown // the next passing probe readies it again
+		c.rearm(&c.standbyProbeTimer, c.spec.Health.Interval)
+		return
+	}
+	if !sb.ready {
+		c.standbyReady(sb)
+	}
+	c.rearm(&c.standbyProbeTimer, c.spec.Health.Interval)
+}
+
+func (c *Owner) standbyReady(sb *warmStandby) {
+	sb.ready = true
+	c.persist(Event{Type: EventStandbyReady, ContainerID: sb.in.ID, To: sb.in.Address,
+		Message: fmt.Sprintf("standby %s ready in slot %s", ShortID(sb.in.ID), sb.in.Slot)})
+}
+
+// feedStandby hands a fresh snapshot to a ready standby, so a promotion
+// loses no more than the snapshot interval.
+func (c *Owner) feedStandby(ctx context.Context, snap Snapshot) {
+	sb := c.standby
+	if sb == nil || !sb.ready || sb.probing || c.spec.State.Import == "" || snap.Data == nil {
+		return
+	}
+	sb.probing = true
+	base, path, jobs, of := sb.in.Address, c.spec.State.Import, c.jobs, sb.in
+	c.goJob(func() {
+		report(ctx, jobs, msgStandbyFed{of: of, err: importState(ctx, base, path, snap.Data)})
+	})
+}
+
+// promoteStandby makes a ready standby active when the active instance
+// failed (cause: its exit, OOM kill or unhealthy event). The proxy moves at
+// once; the failed instance restarts as the next standby after the
+// challenge's backoff. False when there is no ready standby.
+func (c *Owner) promoteStandby(failed *Instance, cause Event) bool {
+	sb := c.standby
+	if sb == nil || !sb.ready || c.swap != nil {
+		return false
+	}
+	c.standby = nil
+	c.current = sb.in
+	c.tracker = sb.tracker
+	c.rec.ActiveSlot = sb.in.Slot
+	c.rec.StartedAt = sb.in.StartedAt
+	c.rec.HealthySince = c.Clock.Now()
+	c.rec.Restarts++
+	d := DecideRestart(causeOf(cause.Type), c.spec.Restart, c.rec.RestartTimes, c.rec.RestartAttempt, c.Clock.Now(), c.Rand())
+	c.rec.RestartTimes, c.rec.RestartAttempt = d.Times, d.Attempt
+	events := []Event{cause, {Type: EventStandbyPromoted, ContainerID: sb.in.ID, From: ShortID(failed.ID), To: sb.in.Address,
+		Message: fmt.Sprintf("standby %s promoted; %s restarts as the next standby", ShortID(sb.in.ID), ShortID(failed.ID))}}
+	if d.Action == GiveUp {
+		events = append(events, Event{Type: EventGaveUp, Message: fmt.Sprintf("%d restarts within %s; no new standby until restarted by an operator", len(d.Times), c.spec.Restart.Window)})
+		c.standbyGaveUp = true
+	} else {
+		c.rearm(&c.standbyTimer, d.Delay)
+	}
+	c.Observer.Restarted(c.spec.Name, cause.Type)
+	c.persist(events...)
+	c.armProbe(0)
+	return true
+}
+
+// standbyDue starts the next standby after its backoff.
+func (c *Owner) standbyDue(ctx context.Context) {
+	if c.standbyGaveUp {
+		return
+	}
+	if c.stopping != "" {
+		c.rearm(&c.standbyTimer, 100*time.Millisecond) // the failed instance is still stopping
+		return
+	}
+	c.reconcileStandby(ctx)
+}
+
+// onStandbyExit forgets a standby whose process ended; it starts again
+// after the cleanup backoff.
+func (c *Owner) onStandbyExit() {
+	sb := c.standby
+	c.standby = nil
+	c.standbyAttempt++
+	delay := cleanupBackoff.Delay(c.standbyAttempt, c.Rand())
+	c.logf(LevelWarn, "standby exited; starting it again", nil, F(FieldContainerID, ShortID(sb.in.ID)), F(FieldRetryIn, delay.Round(time.Millisecond).String()))
+	c.rearm(&c.standbyTimer, delay)
+	c.publish()
+}
+
+// checkStandby confirms with the runtime that the standby still runs.
+func (c *Owner) checkStandby(ctx context.Context) {
+	in, err := c.Runtime.Inspect(ctx, c.standby.in.ID)
+	if (err == nil && !in.Running) || errors.Is(err, ErrNotFound) {
+		c.onStandbyExit()
+	}
+}
+
+func runningIn(list []Instance, id string) bool {
+	for _, in := range list {
+		if in.ID == id && in.Running {
+			return true
+		}
+	}
+	return false
+}
