@@ -3,6 +3,7 @@ package integration_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -59,9 +60,10 @@ func TestSwarmBackendLifecycle(t *testing.T) {
 
 	// Replicas: two tasks of one service on this node, on ports of their own.
 	pair := waitServing(t, ra.api, "pair", 90*time.Second, nil)
-	if tasks := runningTasks(t, "", pair.ContainerID); len(tasks) != 2 {
-		t.Errorf("pair runs %d tasks, want 2: %v", len(tasks), serviceTasks(t, "", pair.ContainerID))
-	}
+	testenv.WaitFor(t, 30*time.Second, "two running tasks of pair", func() (bool, error) {
+		tasks := runningTasks(t, "", pair.ContainerID)
+		return len(tasks) == 2, fmt.Errorf("tasks %v", serviceTasks(t, "", pair.ContainerID))
+	})
 	if status, _ := getBody(t, ra.proxy+"/pair/version"); status != http.StatusOK {
 		t.Errorf("pair through the stable endpoint: %d", status)
 	}
