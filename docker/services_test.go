@@ -83,3 +83,18 @@ func TestServicePolicyRefuses(t *testing.T) {
 		t.Errorf("a request with a bind mount: %v", err)
 	}
 }
+
+func TestExitCodeOfListStatus(t *testing.T) {
+	for status, want := range map[string]int{
+		"Exited (137) 2 seconds ago":            137,
+		"Exited (0) Less than a second ago":     0,
+		"Exited (1) About a minute ago":         1,
+		"Up 3 seconds":                          0,
+		"Exited (x)":                            0,
+		"Restarting (2) Less than a second ago": 0,
+	} {
+		if got := exitCodeOf(status); got != want {
+			t.Errorf("exitCodeOf(%q) = %d, want %d", status, got, want)
+		}
+	}
+}

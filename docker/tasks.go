@@ -3,8 +3,11 @@ package docker
 import (
 	"context"
 	"net"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 )
@@ -68,4 +71,41 @@ func (c *Client) ServiceTasks(ctx context.Context, serviceIDs ...string) ([]Task
 		out = append(out, task)
 	}
 	return out, nil
+}
+
+// TaskContainer is the state of a task's container on this engine, from
+// the engine's container list: unlike an inspect, a list does not wait
+// while the engine cleans up after an exit. found is false when this
+// engine has no container of the task.
+func (c *Client) TaskContainer(ctx context.Context, taskID string) (running bool, exitCode int, found bool, err error) {
+	ctx, cancel := c.call(ctx, "container_list")
+	defer cancel()
+	list, err := c.api.ContainerList(ctx, container.ListOptions{All: true,
+		Filters: filters.NewArgs(filters.Arg("label", swarmTaskLabel+"="+taskID))})
+	if err != nil {
+		return false, 0, false, classify("list containers of task "+taskID, err)
+	}
+	if len(list) == 0 {
+		return false, 0, false, nil
+	}
+	s := list[0]
+	return s.State == container.StateRunning, exitCodeOf(s.Status), true, nil
+}
+
+// swarmTaskLabel is the label Swarm puts on a task's container.
+const swarmTaskLabel = "com.docker.swarm.task.id"
+
+// exitCodeOf reads the code from a container list status ("Exited (137) 2
+// seconds ago"); 0 when there is none.
+func exitCodeOf(status string) int {
+	_, rest, ok := strings.Cut(status, "Exited (")
+	if !ok {
+		return 0
+	}
+	code, _, _ := strings.Cut(rest, ")")
+	n, err := strconv.Atoi(code)
+	if err != nil {
+		return 0
+	}
+	return n
 }

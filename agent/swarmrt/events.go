@@ -14,8 +14,10 @@ const serviceIDAttr = "com.docker.swarm.service.id"
 // Events reports changes of the agent's services. Two sources feed it:
 // container events of this node's tasks (fast, local only), and a poll of
 // every service's tasks and the nodes (any node, a lost node included).
-// All are InstanceChanged hints: a task's exit does not end an instance
-// while another replica serves, so the owner confirms with Inspect.
+// They are InstanceChanged hints, for the owner to confirm with Inspect,
+// except the exit of a single-replica service's task on this node: that is
+// the instance's exit, reported with its code as on one host (an inspect
+// would wait for the engine's clean-up of the container).
 func (r *Runtime) Events(ctx context.Context) (<-chan challenge.InstanceEvent, <-chan error) {
 	local, localErr := r.engine.Events(ctx, docker.OwnerLabels(r.agentID))
 	out := make(chan challenge.InstanceEvent, 64)
@@ -58,7 +60,7 @@ func (r *Runtime) watch(ctx context.Context, local <-chan docker.Event, localErr
 				return wrap(<-localErr)
 			}
 			if id := ev.Labels[serviceIDAttr]; id != "" && ev.Action != "start" {
-				if !send(challenge.InstanceEvent{ID: id, Challenge: ev.Challenge(), Kind: challenge.InstanceChanged}) {
+				if !send(instanceEvent(id, ev)) {
 					return ctx.Err()
 				}
 				quick = burst
@@ -101,4 +103,14 @@ func (r *Runtime) watch(ctx context.Context, local <-chan docker.Event, localErr
 			timer.Reset(next)
 		}
 	}
+}
+
+// instanceEvent is a local container event of service id's task.
+func instanceEvent(id string, ev docker.Event) challenge.InstanceEvent {
+	out := challenge.InstanceEvent{ID: id, Challenge: ev.Challenge(), Kind: challenge.InstanceChanged}
+	// With more replicas, another task may still serve.
+	if ev.Action == "die" && ev.ExitCode != nil && ev.Labels[docker.LabelReplicas] == "1" {
+		out.Kind, out.ExitCode = challenge.InstanceExited, ev.ExitCode
+	}
+	return out
 }

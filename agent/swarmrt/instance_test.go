@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"berth/agent/challenge"
 	"berth/docker"
 )
 
@@ -101,6 +102,32 @@ func TestSameImage(t *testing.T) {
 	} {
 		if got := sameImage(tt.image, tt.ref); got != tt.want {
 			t.Errorf("sameImage(%q, %q) = %t", tt.image, tt.ref, got)
+		}
+	}
+}
+
+func TestLocalEventKinds(t *testing.T) {
+	code := 3
+	labels := func(replicas string) map[string]string {
+		return map[string]string{docker.LabelChallenge: "app", docker.LabelReplicas: replicas}
+	}
+	for _, tt := range []struct {
+		name string
+		ev   docker.Event
+		want challenge.InstanceEventKind
+	}{
+		{"single replica exits", docker.Event{Action: "die", ExitCode: &code, Labels: labels("1")}, challenge.InstanceExited},
+		{"one of two replicas exits", docker.Event{Action: "die", ExitCode: &code, Labels: labels("2")}, challenge.InstanceChanged},
+		{"exit without a code", docker.Event{Action: "die", Labels: labels("1")}, challenge.InstanceChanged},
+		{"oom", docker.Event{Action: "oom", Labels: labels("1")}, challenge.InstanceChanged},
+		{"destroy", docker.Event{Action: "destroy", Labels: labels("1")}, challenge.InstanceChanged},
+	} {
+		got := instanceEvent("s1", tt.ev)
+		if got.Kind != tt.want || got.ID != "s1" || got.Challenge != "app" {
+			t.Errorf("%s: %+v, want kind %d", tt.name, got, tt.want)
+		}
+		if got.Kind == challenge.InstanceExited && (got.ExitCode == nil || *got.ExitCode != 3) {
+			t.Errorf("%s: exit code %v", tt.name, got.ExitCode)
 		}
 	}
 }

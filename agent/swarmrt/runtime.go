@@ -7,6 +7,8 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"berth/agent/challenge"
@@ -26,6 +28,8 @@ type Runtime struct {
 	// startWait bounds how long Start waits for a task to run, pullWait
 	// how long while a node prepares it (pulls its image).
 	startWait, pullWait time.Duration
+
+	nodeCache atomic.Pointer[nodeSnapshot] // see nodes
 }
 
 var _ challenge.Runtime = (*Runtime)(nil)
@@ -201,23 +205,29 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 // it a little later, and the lifecycle asks right after the container's
 // event.
 func (r *Runtime) Inspect(ctx context.Context, id string) (challenge.Instance, error) {
-	svc, err := r.engine.InspectService(ctx, id)
-	if err != nil {
-		return challenge.Instance{}, wrap(err)
+	// The three reads are independent; together they would add up.
+	var (
+		wg    sync.WaitGroup
+		svc   docker.Service
+		tasks []docker.Task
+		nodes map[string]docker.Node
+		errs  [3]error
+	)
+	wg.Add(3)
+	go func() { defer wg.Done(); svc, errs[0] = r.engine.InspectService(ctx, id) }()
+	go func() { defer wg.Done(); tasks, errs[1] = r.engine.ServiceTasks(ctx, id) }()
+	go func() { defer wg.Done(); nodes, errs[2] = r.nodes(ctx) }()
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return challenge.Instance{}, wrap(err)
+		}
 	}
-	tasks, err := r.engine.ServiceTasks(ctx, svc.ID)
-	if err != nil {
-		return challenge.Instance{}, wrap(err)
-	}
-	nodes, err := r.nodes(ctx)
-	if err != nil {
-		return challenge.Instance{}, err
-	}
-	if t, ok := dialed(tasks, nodes); ok && t.ContainerID != "" && nodes[t.NodeID].Local {
-		if ct, err := r.engine.Inspect(ctx, t.ContainerID); err == nil && !ct.Running {
+	if t, ok := dialed(tasks, nodes); ok && nodes[t.NodeID].Local {
+		if running, code, found, err := r.engine.TaskContainer(ctx, t.ID); err == nil && found && !running {
 			for i := range tasks {
 				if tasks[i].ID == t.ID {
-					tasks[i].State, tasks[i].ExitCode, tasks[i].Timestamp = "failed", ct.ExitCode, ct.FinishedAt
+					tasks[i].State, tasks[i].ExitCode, tasks[i].Timestamp = "failed", code, time.Now()
 				}
 			}
 		}
@@ -282,7 +292,13 @@ func (r *Runtime) List(ctx context.Context) ([]challenge.Instance, error) {
 	return out, nil
 }
 
+// nodes is the swarm's nodes by id, read at most nodesMaxAge ago: nodes
+// change seldom, and an inspect right after an exit should not wait for
+// the list.
 func (r *Runtime) nodes(ctx context.Context) (map[string]docker.Node, error) {
+	if c := r.nodeCache.Load(); c != nil && time.Since(c.at) < nodesMaxAge {
+		return c.nodes, nil
+	}
 	list, err := r.engine.Nodes(ctx)
 	if err != nil {
 		return nil, wrap(err)
@@ -291,7 +307,16 @@ func (r *Runtime) nodes(ctx context.Context) (map[string]docker.Node, error) {
 	for _, n := range list {
 		out[n.ID] = n
 	}
+	r.nodeCache.Store(&nodeSnapshot{nodes: out, at: time.Now()})
 	return out, nil
+}
+
+const nodesMaxAge = 500 * time.Millisecond
+
+// nodeSnapshot is a node list and when it was read; never modified once stored.
+type nodeSnapshot struct {
+	nodes map[string]docker.Node
+	at    time.Time
 }
 
 // Logs is the output of every task of the service, the exited ones too.
