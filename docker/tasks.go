@@ -23,7 +23,10 @@ type Task struct {
 	Err          string
 	ContainerID  string
 	ExitCode     int
-	HostPort     int // the host-mode published port of the challenge port, 0 if none
+	// HostPorts are the host-mode published ports of the challenge port,
+	// in the engine's order: an engine that binds IPv4 and IPv6 may pick a
+	// port for each, IPv4's first.
+	HostPorts []int
 	// NetworkIPs maps network name to the task's address on it.
 	NetworkIPs map[string]string
 	Timestamp  time.Time // of the last state change
@@ -52,7 +55,7 @@ func (c *Client) ServiceTasks(ctx context.Context, serviceIDs ...string) ([]Task
 		}
 		for _, p := range t.Status.PortStatus.Ports {
 			if p.Protocol == swarm.PortConfigProtocolTCP && p.PublishMode == swarm.PortConfigPublishModeHost {
-				task.HostPort = int(p.PublishedPort)
+				task.HostPorts = append(task.HostPorts, int(p.PublishedPort))
 			}
 		}
 		for _, na := range t.NetworksAttachments {

@@ -79,8 +79,28 @@ func swarmConfig(t testing.TB, agentID, challengesYAML string) string {
 	t.Helper()
 	path := berthConfig(t, agentID, challengesYAML)
 	rewriteConfig(t, path, "agent:\n", "agent:\n  backend: swarm\n")
-	t.Cleanup(func() { removeServices(t, agentID) })
+	t.Cleanup(func() {
+		if t.Failed() {
+			logServices(t, agentID)
+		}
+		removeServices(t, agentID)
+	})
 	return path
+}
+
+// logServices logs the tasks of the agent's services, for a failed test.
+func logServices(t testing.TB, agentID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ids, err := testenv.DockerE(ctx, "service", "ls", "-q", "--filter", "label=io.berth.agent="+agentID)
+	if err != nil || ids == "" {
+		return
+	}
+	out, _ := testenv.DockerE(ctx, append([]string{"service", "ps", "--no-trunc", "--format",
+		"{{.Name}} {{.ID}} node={{.Node}} desired={{.DesiredState}} current={{.CurrentState}} ports={{.Ports}} err={{.Error}}"}, strings.Fields(ids)...)...)
+	t.Logf("tasks of agent %s:\n%s", agentID, out)
+	ps, _ := testenv.DockerE(ctx, "ps", "-a", "--filter", "label=io.berth.agent="+agentID, "--format", "{{.Names}} {{.Status}} {{.Ports}}")
+	t.Logf("containers of agent %s on this engine:\n%s", agentID, ps)
 }
 
 func removeServices(t testing.TB, agentID string) {

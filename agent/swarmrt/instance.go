@@ -98,8 +98,13 @@ func (r *Runtime) address(svc docker.Service, t docker.Task, n docker.Node) stri
 		}
 		return ""
 	}
-	if t.HostPort == 0 || n.Addr == "" {
+	if len(t.HostPorts) == 0 || n.Addr == "" {
 		return ""
 	}
-	return "http://" + net.JoinHostPort(n.Addr, strconv.Itoa(t.HostPort))
+	// An engine binding both families may give each its own port.
+	port = t.HostPorts[0]
+	if ip := net.ParseIP(n.Addr); ip != nil && ip.To4() == nil {
+		port = t.HostPorts[len(t.HostPorts)-1]
+	}
+	return "http://" + net.JoinHostPort(n.Addr, strconv.Itoa(port))
 }

@@ -19,7 +19,11 @@ func TestInstanceFromTasks(t *testing.T) {
 		"down": {ID: "down", Addr: "10.0.0.3", Ready: false},
 	}
 	run := func(id, node string, slot, port int, at time.Time) docker.Task {
-		return docker.Task{ID: id, NodeID: node, Slot: slot, State: "running", DesiredState: "running", HostPort: port, Timestamp: at}
+		var ports []int
+		if port != 0 {
+			ports = []int{port}
+		}
+		return docker.Task{ID: id, NodeID: node, Slot: slot, State: "running", DesiredState: "running", HostPorts: ports, Timestamp: at}
 	}
 	tests := []struct {
 		name     string
@@ -37,7 +41,9 @@ func TestInstanceFromTasks(t *testing.T) {
 			{ID: "old", NodeID: "up", State: "failed", DesiredState: "shutdown", ExitCode: 1, Timestamp: t0},
 			{ID: "new", NodeID: "up", State: "failed", DesiredState: "shutdown", ExitCode: 3, Timestamp: t0.Add(time.Second)},
 		}, false, "", 3},
-		{"shutting down does not serve", []docker.Task{{ID: "t1", NodeID: "up", State: "running", DesiredState: "shutdown", HostPort: 1}}, false, "", 0},
+		{"shutting down does not serve", []docker.Task{{ID: "t1", NodeID: "up", State: "running", DesiredState: "shutdown", HostPorts: []int{1}}}, false, "", 0},
+		{"IPv4 and IPv6 on ports of their own: the IPv4 one", []docker.Task{{ID: "t1", NodeID: "up", Slot: 1, State: "running", DesiredState: "running",
+			HostPorts: []int{32958, 32957}}}, true, "http://10.0.0.1:32958", 0},
 		{"no published port yet", []docker.Task{run("t1", "up", 1, 0, t0)}, true, "", 0},
 	}
 	for _, tt := range tests {
@@ -50,6 +56,15 @@ func TestInstanceFromTasks(t *testing.T) {
 				t.Errorf("identity %+v", in)
 			}
 		})
+	}
+}
+
+func TestAddressOfAnIPv6Node(t *testing.T) {
+	r := &Runtime{agentID: "ag", reach: "published"}
+	task := docker.Task{ID: "t", NodeID: "n", State: "running", DesiredState: "running", HostPorts: []int{32958, 32957}}
+	in := r.instance(docker.Service{ID: "s1"}, []docker.Task{task}, map[string]docker.Node{"n": {ID: "n", Addr: "fd00::2", Ready: true}})
+	if in.Address != "http://[fd00::2]:32957" {
+		t.Errorf("address %q, want the IPv6 binding's port", in.Address)
 	}
 }
 
