@@ -110,9 +110,11 @@ func serviceRequest(spec ServiceSpec) swarm.ServiceSpec {
 			LogDriver:     &swarm.Driver{Name: "json-file", Options: map[string]string{"max-size": "10m", "max-file": "3"}},
 		},
 		Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &zero}},
-		// A Start replaces every task at once, and a task that fails soon
-		// after never pauses the service: berth handles the failure.
-		UpdateConfig: &swarm.UpdateConfig{Parallelism: 0, Order: swarm.UpdateOrderStopFirst,
+		// A Start replaces every task at once, without waiting for the
+		// manager to see the old ones end (berth starts a service only
+		// when none of its tasks serves), and a task that fails soon after
+		// never pauses the service: berth handles the failure.
+		UpdateConfig: &swarm.UpdateConfig{Parallelism: 0, Order: swarm.UpdateOrderStartFirst,
 			FailureAction: swarm.UpdateFailureActionContinue, Monitor: 500 * time.Millisecond},
 		// No VIP: it needs the routing mesh berth does not use.
 		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
