@@ -227,3 +227,29 @@ func swarmRuntime(t testing.TB, agentID string) *swarmrt.Runtime {
 	a.ID, a.Backend = agentID, configs.BackendSwarm
 	return swarmrt.New(engine, a)
 }
+
+// A warm standby is a service of its own; a crash promotes it.
+func TestSwarmBackendStandby(t *testing.T) {
+	requireSwarm(t)
+	id := testenv.AgentID(t)
+	repo := "berth-it-" + id + "/echo"
+	testenv.BuildLocalImage(t, repo+":1.0.0", nil)
+	cfg := swarmConfig(t, id, strings.Replace(swarmYAML("svc", repo, "1.0.0"), "  - name: svc\n", "  - name: svc\n    standby: true\n", 1))
+	ra := startAgent(t, cfg)
+	first := waitServing(t, ra.api, "svc", 90*time.Second, nil)
+	testenv.WaitFor(t, time.Minute, "the standby to be ready", func() (bool, error) {
+		_, ok := findEvent(events(t, ra.api, "svc"), "standby_ready")
+		return ok, nil
+	})
+	testenv.HTTPPost(t, ra.proxy+"/svc/admin/crash", "")
+	promoted := waitServing(t, ra.api, "svc", time.Minute, func(v challengeView) bool { return v.ContainerID != first.ContainerID })
+	if _, ok := findEvent(events(t, ra.api, "svc"), "standby_promoted"); !ok {
+		t.Error("no standby_promoted event")
+	}
+	if sp := inspectService(t, "", promoted.ContainerID).Spec; sp.Labels["io.berth.challenge"] != "svc" || !strings.HasSuffix(sp.Name, "s") {
+		t.Errorf("promoted service %s labels %v, want the standby slot's service", sp.Name, sp.Labels)
+	}
+	if status, _ := getBody(t, ra.proxy+"/svc/version"); status != http.StatusOK {
+		t.Errorf("after the promotion: %d", status)
+	}
+}
