@@ -28,14 +28,18 @@ func causeOf(eventType string) Cause {
 
 // restartUnhealthy stops an instance that stopped answering, in a job, and
 // schedules its restart; the bring-up waits for the stop.
-func (c *Owner) restartUnhealthy(ctx context.Context) {
+// before are events of the same step, recorded with the restart.
+func (c *Owner) restartUnhealthy(ctx context.Context, before ...Event) {
 	in := c.current
 	cause := Event{Type: EventUnhealthy, ContainerID: in.ID, Health: string(HealthUnhealthy),
 		Message: "restarting unhealthy container", Error: c.tracker.LastError}
 	c.current = nil
 	c.stopInJob(ctx, in.ID, c.spec.Restart.StopTimeout, "")
-	if c.promoteStandby(in, cause) {
+	if c.promoteStandby(in, cause, before...) {
 		return
+	}
+	if len(before) > 0 {
+		c.persist(before...)
 	}
 	c.scheduleRestart(cause)
 }

@@ -230,7 +230,7 @@ func (c *Owner) feedStandby(ctx context.Context, snap Snapshot) {
 // failed (cause: its exit, OOM kill or unhealthy event). The proxy moves at
 // once; the failed instance restarts as the next standby after the
 // challenge's backoff. False when there is no ready standby.
-func (c *Owner) promoteStandby(failed *Instance, cause Event) bool {
+func (c *Owner) promoteStandby(failed *Instance, cause Event, before ...Event) bool {
 	sb := c.standby
 	if sb == nil || !sb.ready || c.swap != nil {
 		return false
@@ -244,8 +244,8 @@ func (c *Owner) promoteStandby(failed *Instance, cause Event) bool {
 	c.rec.Restarts++
 	d := DecideRestart(causeOf(cause.Type), c.spec.Restart, c.rec.RestartTimes, c.rec.RestartAttempt, c.Clock.Now(), c.Rand())
 	c.rec.RestartTimes, c.rec.RestartAttempt = d.Times, d.Attempt
-	events := []Event{cause, {Type: EventStandbyPromoted, ContainerID: sb.in.ID, From: ShortID(failed.ID), To: sb.in.Address,
-		Message: fmt.Sprintf("standby %s promoted; %s restarts as the next standby", ShortID(sb.in.ID), ShortID(failed.ID))}}
+	events := append(before, cause, Event{Type: EventStandbyPromoted, ContainerID: sb.in.ID, From: ShortID(failed.ID), To: sb.in.Address,
+		Message: fmt.Sprintf("standby %s promoted; %s restarts as the next standby", ShortID(sb.in.ID), ShortID(failed.ID))})
 	if d.Action == GiveUp {
 		events = append(events, Event{Type: EventGaveUp, Message: fmt.Sprintf("%d restarts within %s; no new standby until restarted by an operator", len(d.Times), c.spec.Restart.Window)})
 		c.standbyGaveUp = true
