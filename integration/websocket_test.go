@@ -524,3 +524,32 @@ func TestStreamingResponsesStayOnTheOldVersionAcrossASwap(t *testing.T) {
 		t.Fatalf("swap ended %v: %v", swap["phase"], swap["error"])
 	}
 }
+
+func TestWebSocketsUntouchedByAnotherChallengesStandbyPromotion(t *testing.T) {
+	ra, before, _ := wsSwapAgent(t, "min_healthy_time: 500ms", func(image string) string {
+		return swapYAML("other", image, "1.0.0", "min_healthy_time: 500ms") + "    standby: true\n"
+	})
+	var standby string
+	testenv.WaitFor(t, time.Minute, "other's standby ready", func() (bool, error) {
+		var v map[string]any
+		if status := testenv.HTTPGetJSON(t, ra.api+"/v1/challenges/other", &v); status != http.StatusOK {
+			return false, fmt.Errorf("status %d", status)
+		}
+		standby, _ = v["standby_container_id"].(string)
+		return standby != "" && v["health"] == "healthy", fmt.Errorf("standby %q health %v", standby, v["health"])
+	})
+	active, _ := challengeStatus(t, ra.api, "other")
+	svc := openSockets(t, 3, ra.proxy, "svc")
+
+	testenv.DockerKill(t, active.ContainerID)
+	testenv.WaitFor(t, 30*time.Second, "other's standby promoted", func() (bool, error) {
+		_, ok := findEvent(events(t, ra.api, "other"), "standby_promoted")
+		return ok, nil
+	})
+	waitServing(t, ra.api, "other", 30*time.Second, func(v challengeView) bool { return v.ContainerID == standby })
+	svc.requireEchoing(t, "after other's standby took over")
+	if v, _ := challengeStatus(t, ra.api, "svc"); v.ContainerID != before.ContainerID {
+		t.Errorf("svc moved to %s, want %s", v.ContainerID, before.ContainerID)
+	}
+	svc.closeAll(t, "svc")
+}
