@@ -34,6 +34,8 @@ type wsSubject struct {
 	// late or wrong answer) before the harness closed them.
 	Dropped int `json:"dropped"`
 	Echoes  int `json:"echoes"`
+	// MaxEchoMS is the slowest echo any socket got, in milliseconds.
+	MaxEchoMS float64 `json:"max_echo_ms"`
 	// OnOldVersion counts sockets still echoing from 1.0.0 once 1.1.0
 	// served new requests.
 	OnOldVersion int `json:"on_old_version_after_change"`
@@ -89,6 +91,9 @@ func wsBerth(ctx context.Context, e *env) (*wsSubject, error) {
 	}
 	defer func() { _ = p.stop(30 * time.Second) }()
 	base := p.proxy + "/ws"
+	if err := waitOK(ctx, base+"/version", 60*time.Second); err != nil {
+		return nil, err
+	}
 	change := func(ctx context.Context) error {
 		status, b, err := post(ctx, p.api+"/v1/challenges/ws/swap", `{"version":"1.1.0"}`)
 		if err != nil || status != http.StatusAccepted {
@@ -182,6 +187,7 @@ func wsAcrossChange(ctx context.Context, base string, change func(context.Contex
 		k.close()
 		echoes, err := k.result()
 		s.Echoes += echoes
+		s.MaxEchoMS = max(s.MaxEchoMS, ms(k.slowest))
 		if err != nil {
 			s.Dropped++
 			if len(s.SocketErrors) < 3 {
@@ -203,9 +209,10 @@ type wsEcho struct {
 	done    chan struct{}
 	once    sync.Once
 
-	mu     sync.Mutex
-	echoes int
-	err    error
+	mu      sync.Mutex
+	echoes  int
+	slowest time.Duration
+	err     error
 }
 
 var errEchoMismatch = errors.New("echo from another version or out of order")
@@ -253,7 +260,9 @@ func (k *wsEcho) loop() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), wsEchoTimeout)
 		msg := strconv.Itoa(i)
+		sent := time.Now()
 		got, err := k.echo(ctx, msg)
+		took := time.Since(sent)
 		cancel()
 		if err == nil && got != k.version+" "+msg {
 			err = fmt.Errorf("%w: %q for %q", errEchoMismatch, got, msg)
@@ -263,6 +272,7 @@ func (k *wsEcho) loop() {
 			k.err = fmt.Errorf("echo %d: %w", i, err)
 		} else {
 			k.echoes++
+			k.slowest = max(k.slowest, took)
 		}
 		k.mu.Unlock()
 		if err != nil {
@@ -332,8 +342,12 @@ func wsSamples(r *results) string {
 	var b strings.Builder
 	for _, key := range []string{"berth", "stop_first_recreate"} {
 		if s := d.Subjects[key]; s != nil {
-			fmt.Fprintf(&b, "- websockets, %s: %d echoes, %d of %d dropped, %d still on 1.0.0 after the change, a new socket reached %s; %v\n",
-				key, s.Echoes, s.Dropped, s.Sockets, s.OnOldVersion, s.NewSocketVersion, s.SocketErrors)
+			fmt.Fprintf(&b, "- websockets, %s: %d echoes (slowest %.1f ms), %d of %d dropped, %d still on 1.0.0 after the change, a new socket reached %s",
+				key, s.Echoes, s.MaxEchoMS, s.Dropped, s.Sockets, s.OnOldVersion, s.NewSocketVersion)
+			if len(s.SocketErrors) > 0 {
+				fmt.Fprintf(&b, "; e.g. %s", strings.Join(s.SocketErrors, "; "))
+			}
+			b.WriteString("\n")
 		}
 	}
 	fmt.Fprintf(&b, "- websockets method: %s\n", d.Method)
