@@ -291,9 +291,11 @@ func containerRunning(t testing.TB, id string) bool {
 	return testenv.DockerInspect(t, id)["State"].(map[string]any)["Running"] == true
 }
 
-// wsSwapAgent starts berth with challenge svc at 1.0.0 (and the challenges
-// more returns for the image, if set), with 1.0.0 and 1.1.0 in the
-// registry, and waits until svc serves. It returns the config's path too.
+// wsSwapAgent starts berth with challenge svc at 1.0.0, with 1.0.0 and
+// 1.1.0 in the registry, and waits until svc serves. more, if set, returns
+// YAML for the image put right after svc's entry: more fields of svc,
+// indented as its own, or further challenges. It returns the config's path
+// too.
 func wsSwapAgent(t *testing.T, update string, more func(image string) string) (*runningAgent, challengeView, string) {
 	t.Helper()
 	testenv.RequireDocker(t)
@@ -552,4 +554,49 @@ func TestWebSocketsUntouchedByAnotherChallengesStandbyPromotion(t *testing.T) {
 		t.Errorf("svc moved to %s, want %s", v.ContainerID, before.ContainerID)
 	}
 	svc.closeAll(t, "svc")
+}
+
+func standbyOf(t testing.TB, api, name string) string {
+	t.Helper()
+	var v map[string]any
+	testenv.HTTPGetJSON(t, api+"/v1/challenges/"+name, &v)
+	id, _ := v["standby_container_id"].(string)
+	return id
+}
+
+func TestWebSocketsStayOnTheOldVersionAcrossASwapWithAStandby(t *testing.T) {
+	ra, before, _ := wsSwapAgent(t, "healthy_deadline: 30s, min_healthy_time: 500ms, drain_timeout: 2m", func(string) string {
+		return "    standby: true\n"
+	})
+	var oldStandby string
+	testenv.WaitFor(t, time.Minute, "svc's standby", func() (bool, error) {
+		oldStandby = standbyOf(t, ra.api, "svc")
+		return oldStandby != "", nil
+	})
+	old := openSockets(t, 3, ra.proxy, "svc")
+	old.requireVersion(t, "1.0.0", "before the swap")
+
+	postSwap(t, ra.api, "svc", "1.1.0")
+	waitCutOver(t, ra.api, "svc", "1.1.0")
+	fresh := openSockets(t, 2, ra.proxy, "svc")
+	fresh.requireVersion(t, "1.1.0", "after the cut-over")
+	// The 1.0.0 standby goes and a 1.1.0 one comes; the old sockets stay.
+	testenv.WaitFor(t, time.Minute, "a new standby", func() (bool, error) {
+		id := standbyOf(t, ra.api, "svc")
+		return id != "" && id != oldStandby, fmt.Errorf("standby %q", id)
+	})
+	all := append(append(sockets{}, old...), fresh...)
+	all.requireEchoing(t, "after the new standby came")
+	if phase := swapPhase(t, ra.api, "svc"); phase != "draining" {
+		t.Errorf("swap phase %q with old sockets open, want draining", phase)
+	}
+	if !containerRunning(t, before.ContainerID) {
+		t.Fatal("the old container stopped while its sockets were open")
+	}
+	old.closeAll(t, "old")
+	if swap := waitSwapEnd(t, ra.api, "svc", time.Minute); swap["phase"] != "completed" {
+		t.Fatalf("swap ended %v: %v", swap["phase"], swap["error"])
+	}
+	fresh.requireEchoing(t, "after the drain")
+	fresh.closeAll(t, "new")
 }
