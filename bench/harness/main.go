@@ -33,6 +33,9 @@ type results struct {
 	Config        map[string]string `json:"config"`
 	Notes         []string          `json:"notes"`
 	Errors        []string          `json:"errors,omitempty"`
+
+	// WebSocketDrops is the websocket phase (websocket.go).
+	WebSocketDrops *wsDrops `json:"websocket_drops_during_swap,omitempty"`
 }
 
 type target struct {
@@ -148,6 +151,9 @@ func run(ctx context.Context, e *env, quick bool, scales []int) *results {
 	wantF := func(p string) bool { return want("functional") || want(p) }
 	if wantF("crash") || wantF("hang") || wantF("swap") {
 		runFunctional(ctx, e, r, crashes, hangs, wantF, fail)
+	}
+	if want("websocket") && ctx.Err() == nil {
+		wsBench(ctx, e, r, fail)
 	}
 	if want("state") && ctx.Err() == nil {
 		stateBench(ctx, e, r, hangs, fail)
