@@ -124,7 +124,10 @@ func New(cfg *configs.Config, opts Options) (_ *Agent, err error) {
 		OnRequest: func(name string, code int, took time.Duration) {
 			a.metrics.proxyRequests.WithLabelValues(name, strconv.Itoa(code)).Inc()
 			a.metrics.proxyDuration.WithLabelValues(name).Observe(took.Seconds())
-		}})
+		},
+		RetryMethods:   cfg.Agent.Proxy.RetryMethods,
+		OnUpstreamDown: proxyRoutes{a.dir}.upstreamDown,
+	})
 	a.metrics.addAgentSeries(opts.Version, a.proxy.InFlightTotal)
 	a.checkpoints.duration = a.metrics.checkpointDuration
 	a.checkpoints.reportLastSuccess(a.metrics.checkpointLast)

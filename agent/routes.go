@@ -15,6 +15,18 @@ func (r proxyRoutes) Route(name string) (proxy.Route, bool) {
 		return proxy.Route{}, false
 	}
 	st := h.Status()
-	return proxy.Route{Name: name, Upstream: st.Upstream, Serving: st.Serving(),
+	return proxy.Route{Name: name, Upstream: st.Upstream, Serving: st.Serving(), Standby: st.StandbyUpstream,
 		State: string(st.State), Health: string(st.Health)}, true
+}
+
+// upstreamDown tells the owner that its active container refused or reset
+// a connection, so it looks at once instead of at Docker's event.
+func (r proxyRoutes) upstreamDown(name, upstream string) {
+	h := r.dir.Get(name)
+	if h == nil {
+		return
+	}
+	if st := h.Status(); st.Upstream == upstream && st.ContainerID != "" {
+		h.Notify(challenge.InstanceEvent{ID: st.ContainerID, Challenge: name, Kind: challenge.InstanceChanged})
+	}
 }

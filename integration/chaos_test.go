@@ -80,8 +80,13 @@ func chaosChallengeYAML(name, image, gen string) string {
     health: {path: /health, interval: 500ms, timeout: 2s, failure_threshold: 3, start_period: 10s, start_interval: 100ms}
     restart: {initial_backoff: 100ms, max_backoff: 1s, stop_timeout: 1s}
     update: {healthy_deadline: %s, min_healthy_time: 1s, drain_timeout: 5s, keep_previous: %s, rollback_window: 10s}
-`, name, image, chaosGood1, gen, chaosDeadline, chaosKeep)
+    standby: %v
+`, name, image, chaosGood1, gen, chaosDeadline, chaosKeep, name == chaosStandby)
 }
+
+// chaosStandby is the challenge that runs with a warm standby: besides its
+// serving container, one more may run, the one the API names as standby.
+const chaosStandby = "c3"
 
 // chaosSample is what the monitor last saw of one challenge.
 type chaosSample struct {
@@ -470,6 +475,7 @@ type chaosView struct {
 	State       string `json:"state"`
 	Health      string `json:"health"`
 	ContainerID string `json:"container_id"`
+	StandbyID   string `json:"standby_container_id"`
 	Restarts    int    `json:"restarts"`
 	Swap        *struct {
 		ID    string `json:"id"`
@@ -813,6 +819,10 @@ func (r *chaosRig) checkContainers(iter int) {
 			running[name] = append(running[name], c.ID)
 			if lv := c.Config.Labels["io.berth.version"]; lv != v.Version {
 				r.violate(iter, "%s: API version %s but the serving container %s is labelled %s", name, v.Version, desc, lv)
+			}
+		case c.State.Running && known && c.ID == v.StandbyID:
+			if name != chaosStandby {
+				r.violate(iter, "%s has a standby %s without standby: true", name, desc)
 			}
 		case c.State.Running:
 			running[name] = append(running[name], c.ID)

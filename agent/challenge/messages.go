@@ -112,6 +112,11 @@ type (
 		of  *Instance
 		err error
 	}
+	// msgDiscarded ends the removal of an instance recorded in slot.
+	msgDiscarded struct {
+		slot, id string
+		err      error
+	}
 	// msgImagePruned ends the removal of a previous version's image.
 	msgImagePruned struct {
 		ref string
@@ -153,6 +158,7 @@ func (msgImagePruned) jobReport()     {}
 func (msgSnapshotTaken) jobReport()   {}
 func (msgStandbyProbed) jobReport()   {}
 func (msgStandbyFed) jobReport()      {}
+func (msgDiscarded) jobReport()       {}
 func (msgRestored) jobReport()        {}
 func (msgCutOver) jobReport()         {}
 func (msgSwapDone) jobReport()        {}

@@ -82,8 +82,9 @@ type Owner struct {
 	restoring       *restoreRun
 	resumeRestore   bool // berth stopped while the recorded instance was migrating
 	standby         *warmStandby
-	standbyAttempt  int  // failed standby starts in a row
-	standbyGaveUp   bool // promotions hit max_restarts: no new standby until an operator restart
+	standbyAttempt  int             // failed standby starts in a row
+	standbyGaveUp   bool            // promotions hit max_restarts: no new standby until an operator restart
+	discarding      map[string]bool // instances a discard job removes
 	pendingSpec     *configs.Challenge
 }
 
@@ -131,7 +132,7 @@ func (c *Owner) Serve(ctx context.Context) error {
 	c.timers = timers{}
 	c.probing, c.current, c.imageJob, c.stopping, c.upAfterStop = false, nil, false, "", false
 	c.swap, c.draining, c.recovered, c.keepAttempt, c.recoverTries, c.recoveryStop = nil, nil, false, 0, 0, ""
-	c.saving, c.restoring, c.standby, c.standbyAttempt = false, nil, nil, 0
+	c.saving, c.restoring, c.standby, c.standbyAttempt, c.discarding = false, nil, nil, 0, nil
 	c.imageGen++
 	if err := c.load(); err != nil {
 		return err
@@ -272,6 +273,8 @@ func (c *Owner) onJob(ctx context.Context, r jobReport) {
 		c.onStandbyProbed(ctx, m)
 	case msgStandbyFed:
 		c.onStandbyFed(ctx, m)
+	case msgDiscarded:
+		c.onDiscarded(m)
 	case msgRestored:
 		c.onRestored(ctx, m)
 	case msgCutOver:

@@ -52,6 +52,12 @@ func (c *Owner) onProbe(ctx context.Context, of *Instance, r ProbeResult) {
 		c.rec.RestartAttempt = 0
 		events = append(events, Event{Type: EventBackoffReset, Message: "healthy for " + c.spec.Restart.ResetAfter.String()})
 	}
+	if after == HealthUnhealthy && c.spec.Restart.OnUnhealthy && c.standby != nil && c.standby.ready && !c.autoRollbackDue(now) {
+		// The standby takes over in the same step: the endpoint never sees
+		// the challenge unhealthy.
+		c.restartUnhealthy(ctx, events...)
+		return
+	}
 	if len(events) > 0 {
 		c.persist(events...)
 	} else {

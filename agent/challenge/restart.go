@@ -28,14 +28,18 @@ func causeOf(eventType string) Cause {
 
 // restartUnhealthy stops an instance that stopped answering, in a job, and
 // schedules its restart; the bring-up waits for the stop.
-func (c *Owner) restartUnhealthy(ctx context.Context) {
+// before are events of the same step, recorded with the restart.
+func (c *Owner) restartUnhealthy(ctx context.Context, before ...Event) {
 	in := c.current
 	cause := Event{Type: EventUnhealthy, ContainerID: in.ID, Health: string(HealthUnhealthy),
 		Message: "restarting unhealthy container", Error: c.tracker.LastError}
 	c.current = nil
 	c.stopInJob(ctx, in.ID, c.spec.Restart.StopTimeout, "")
-	if c.promoteStandby(in, cause) {
+	if c.promoteStandby(in, cause, before...) {
 		return
+	}
+	if len(before) > 0 {
+		c.persist(before...)
 	}
 	c.scheduleRestart(cause)
 }
@@ -112,17 +116,7 @@ func (c *Owner) onExit(ctx context.Context, in Instance, inspected bool) {
 		// Planned first: the backoff starts before the inspect and log reads.
 		plan, restarting = c.planRestart(CauseExited)
 	}
-	if !inspected {
-		if got, err := c.Runtime.Inspect(ctx, in.ID); err == nil && !got.Running {
-			in.ExitCode, in.OOMKilled = got.ExitCode, got.OOMKilled
-		}
-	}
-	code := in.ExitCode
-	c.rec.LastExitCode = &code
-	ev := Event{Type: EventExited, ContainerID: in.ID, ExitCode: &code, Message: fmt.Sprintf("container exited with code %d", code)}
-	if in.OOMKilled {
-		ev.Type, ev.OOM, ev.Message = EventOOMKilled, true, "container killed: out of memory"
-	}
+	ev := c.exitEvent(ctx, in, inspected)
 	if tail := c.lastOutput(ctx, in.ID); tail != "" {
 		ev.Message += "; last output: " + tail
 	}
@@ -145,6 +139,12 @@ func (c *Owner) onExit(ctx context.Context, in Instance, inspected bool) {
 // promoteAfterExit records the exit of the active instance and promotes the
 // ready standby in its place.
 func (c *Owner) promoteAfterExit(ctx context.Context, in Instance, inspected bool) {
+	c.promoteStandby(&in, c.exitEvent(ctx, in, inspected))
+}
+
+// exitEvent records in's exit code and returns its exited or oom_killed
+// event; inspected says whether in already has the runtime's details.
+func (c *Owner) exitEvent(ctx context.Context, in Instance, inspected bool) Event {
 	if !inspected {
 		if got, err := c.Runtime.Inspect(ctx, in.ID); err == nil && !got.Running {
 			in.ExitCode, in.OOMKilled = got.ExitCode, got.OOMKilled
@@ -156,7 +156,7 @@ func (c *Owner) promoteAfterExit(ctx context.Context, in Instance, inspected boo
 	if in.OOMKilled {
 		ev.Type, ev.OOM, ev.Message = EventOOMKilled, true, "container killed: out of memory"
 	}
-	c.promoteStandby(&in, ev)
+	return ev
 }
 
 // lastOutput returns the end of an instance's output for the exit cause,

@@ -111,3 +111,23 @@ func TestScenarioStandbyFollowsSwapAndSpec(t *testing.T) {
 	scAdvanceUntil(t, clk, 50*time.Millisecond, func() bool { return f.status().StandbyContainerID == "" }, "standby not retired")
 	eventually(t, 5*time.Second, func() bool { _, ok := f.rt.Get(sb.ID); return !ok }, "standby container not removed")
 }
+
+// A standby recorded in the other family (berth was killed before it could
+// retire it after a swap) is removed once the challenge serves again.
+func TestScenarioStaleStandbyRemoved(t *testing.T) {
+	f := newFixture(t)
+	spec := testSpec()
+	spec.Standby = true
+	v1 := newVersion(t)
+	f.seed(spec, v1)
+	stale := scAddInstance(f, "stale01", "bs", "1.0.0", spec, true)
+	rec := scRecord(t, f.store)
+	rec.Slots["bs"] = Slot{ContainerID: stale.ID, ContainerName: stale.Name, Version: "1.0.0", SpecHash: spec.SpecHash()}
+	f.store.put(rec)
+	f.start(spec)
+	eventually(t, 5*time.Second, func() bool { _, ok := f.rt.Get("stale01"); return !ok }, "stale standby not removed")
+	waitStandby(t, f, 1)
+	if r := scRecord(t, f.store); r.Slots["bs"].ContainerID != "" || r.Slots["as"].ContainerID == "" {
+		t.Fatalf("slots after the cleanup: %+v", r.Slots)
+	}
+}

@@ -39,17 +39,111 @@ func (c *Owner) wantStandby() bool {
 // when wanted. It runs after every probe of the active instance.
 func (c *Owner) reconcileStandby(ctx context.Context) {
 	slot := standbySlotOf(c.activeSlot())
+	c.removeStaleStandbys(ctx)
 	if sb := c.standby; sb != nil && c.swap == nil &&
 		(!c.spec.Standby || sb.in.Slot != slot || sb.in.SpecHash != c.hash || sb.in.Version != c.rec.Version) {
 		c.retireStandby(ctx)
 	}
-	if c.standby == nil && c.standbyTimer == nil && c.stopping == "" && c.wantStandby() {
+	if c.standby != nil || c.standbyTimer != nil || c.stopping != "" || c.discarding[c.rec.Slots[slot].ContainerID] {
+		return
+	}
+	if !c.wantStandby() {
+		c.adoptRecordedStandby(ctx, slot)
+		return
+	}
+	{
 		if err := c.startStandby(ctx, slot); err != nil {
 			c.standbyAttempt++
 			delay := cleanupBackoff.Delay(c.standbyAttempt, c.Rand())
 			c.logf(LevelWarn, "start standby; will retry", err, F(FieldSlot, slot), F(FieldRetryIn, delay.Round(time.Millisecond).String()))
 			c.rearm(&c.standbyTimer, delay)
 		}
+	}
+}
+
+// adoptRecordedStandby takes over the running standby recorded in slot
+// when berth restarted while no new one may start (a swap runs, the active
+// instance is not healthy yet): it stays claimed and visible meanwhile.
+func (c *Owner) adoptRecordedStandby(ctx context.Context, slot string) {
+	rec, ok := c.rec.Slots[slot]
+	if !ok || rec.ContainerID == "" || !c.spec.Standby || c.current == nil || !c.recovered {
+		return
+	}
+	in, err := c.Runtime.Inspect(ctx, rec.ContainerID)
+	if err == nil && in.Running && in.SpecHash == rec.SpecHash && in.Version == rec.Version {
+		c.standbyIs(in, "standby container running")
+	}
+}
+
+// removeStaleStandbys removes recorded instances no role claims any more:
+// a standby left in the other family by a swap or a promotion that berth
+// did not see through (it was stopped or killed meanwhile). Only
+// challenges that have had a standby are looked at.
+func (c *Owner) removeStaleStandbys(ctx context.Context) {
+	if !c.recovered || c.current == nil || !c.hadStandby() {
+		return
+	}
+	active, swapSlot := c.activeSlot(), ""
+	if c.swap != nil {
+		swapSlot = c.swap.snapshot().ToSlot
+	}
+	for slot, rec := range c.rec.Slots {
+		switch {
+		case slot == active, slot == standbySlotOf(active), slot == swapSlot, rec.ContainerID == "":
+		case c.rec.Kept != nil && rec.ContainerID == c.rec.Kept.ContainerID:
+		case c.draining != nil && rec.ContainerID == c.draining.fromID:
+		case c.standby != nil && rec.ContainerID == c.standby.in.ID:
+		case c.discarding[rec.ContainerID]:
+		default:
+			c.logf(LevelInfo, "removing a standby no longer in use", nil, F(FieldContainerID, ShortID(rec.ContainerID)), F(FieldSlot, slot))
+			c.discard(ctx, slot, rec.ContainerID)
+		}
+	}
+}
+
+// hadStandby says whether a standby slot was ever recorded, or is wanted.
+func (c *Owner) hadStandby() bool {
+	if c.spec.Standby {
+		return true
+	}
+	for slot := range c.rec.Slots {
+		if strings.HasSuffix(slot, "s") {
+			return true
+		}
+	}
+	return false
+}
+
+// discard stops and removes the instance id recorded in slot, in a job;
+// its record goes only once it is gone, so berth stopping meanwhile leaves
+// it claimed and removed again at the next start, never orphaned.
+func (c *Owner) discard(ctx context.Context, slot, id string) {
+	if c.discarding == nil {
+		c.discarding = map[string]bool{}
+	}
+	c.discarding[id] = true
+	rt, timeout, jobs := c.Runtime, c.spec.Restart.StopTimeout, c.jobs
+	c.goJob(func() {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout+30*time.Second)
+		defer cancel()
+		_ = rt.Stop(stopCtx, id, timeout)
+		err := rt.Remove(stopCtx, id)
+		if errors.Is(err, ErrNotFound) {
+			err = nil
+		}
+		report(ctx, jobs, msgDiscarded{slot: slot, id: id, err: err})
+	})
+}
+
+func (c *Owner) onDiscarded(m msgDiscarded) {
+	delete(c.discarding, m.id)
+	if m.err != nil {
+		c.logf(LevelWarn, "remove a standby no longer in use; will retry", m.err, F(FieldContainerID, ShortID(m.id)))
+		return
+	}
+	if rec, ok := c.rec.Slots[m.slot]; ok && rec.ContainerID == m.id {
+		delete(c.rec.Slots, m.slot)
+		c.persist()
 	}
 }
 
@@ -119,17 +213,9 @@ func (c *Owner) standbyIs(in Instance, msg string) {
 func (c *Owner) retireStandby(ctx context.Context) {
 	sb := c.standby
 	c.standby = nil
-	if rec, ok := c.rec.Slots[sb.in.Slot]; ok && rec.ContainerID == sb.in.ID && sb.in.Slot != c.activeSlot() {
-		delete(c.rec.Slots, sb.in.Slot)
-		c.persist()
+	if sb.in.Slot != c.activeSlot() {
+		c.discard(ctx, sb.in.Slot, sb.in.ID)
 	}
-	rt, id, timeout := c.Runtime, sb.in.ID, c.spec.Restart.StopTimeout
-	c.goJob(func() {
-		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout+30*time.Second)
-		defer cancel()
-		_ = rt.Stop(stopCtx, id, timeout)
-		_ = rt.Remove(stopCtx, id)
-	})
 }
 
 // probeStandby probes the standby in a job.
@@ -230,7 +316,7 @@ func (c *Owner) feedStandby(ctx context.Context, snap Snapshot) {
 // failed (cause: its exit, OOM kill or unhealthy event). The proxy moves at
 // once; the failed instance restarts as the next standby after the
 // challenge's backoff. False when there is no ready standby.
-func (c *Owner) promoteStandby(failed *Instance, cause Event) bool {
+func (c *Owner) promoteStandby(failed *Instance, cause Event, before ...Event) bool {
 	sb := c.standby
 	if sb == nil || !sb.ready || c.swap != nil {
 		return false
@@ -244,8 +330,8 @@ func (c *Owner) promoteStandby(failed *Instance, cause Event) bool {
 	c.rec.Restarts++
 	d := DecideRestart(causeOf(cause.Type), c.spec.Restart, c.rec.RestartTimes, c.rec.RestartAttempt, c.Clock.Now(), c.Rand())
 	c.rec.RestartTimes, c.rec.RestartAttempt = d.Times, d.Attempt
-	events := []Event{cause, {Type: EventStandbyPromoted, ContainerID: sb.in.ID, From: ShortID(failed.ID), To: sb.in.Address,
-		Message: fmt.Sprintf("standby %s promoted; %s restarts as the next standby", ShortID(sb.in.ID), ShortID(failed.ID))}}
+	events := append(before, cause, Event{Type: EventStandbyPromoted, ContainerID: sb.in.ID, From: ShortID(failed.ID), To: sb.in.Address,
+		Message: fmt.Sprintf("standby %s promoted; %s restarts as the next standby", ShortID(sb.in.ID), ShortID(failed.ID))})
 	if d.Action == GiveUp {
 		events = append(events, Event{Type: EventGaveUp, Message: fmt.Sprintf("%d restarts within %s; no new standby until restarted by an operator", len(d.Times), c.spec.Restart.Window)})
 		c.standbyGaveUp = true

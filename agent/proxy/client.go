@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"time"
 )
@@ -91,6 +93,16 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 
 func (s *statusRecorder) Flush() {
 	_ = http.NewResponseController(s.ResponseWriter).Flush()
+}
+
+// Hijack records an upgraded connection as 101: ReverseProxy hijacks only
+// to switch protocols, and writes that answer on the hijacked connection.
+func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err == nil && !s.wroteHeader {
+		s.code, s.wroteHeader = http.StatusSwitchingProtocols, true
+	}
+	return conn, brw, err
 }
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

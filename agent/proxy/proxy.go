@@ -35,6 +35,9 @@ type Route struct {
 	Name     string
 	Upstream string // serving instance's base URL; empty while there is none
 	Serving  bool   // whether the health allows routing to Upstream
+	// Standby is a ready standby's base URL: where requests go while
+	// Upstream is known to be down, and where failed ones are retried.
+	Standby string
 	// State and Health only explain a 503 to the client.
 	State, Health string
 }
@@ -56,6 +59,14 @@ type Options struct {
 	OnRequest func(challenge string, code int, took time.Duration)
 	// Client-side bounds per request; zero means the defaults above.
 	BodyIdleTimeout, WriteIdleTimeout time.Duration
+	// RetryMethods are retried once when the first attempt failed before
+	// any response byte; RetryWait bounds the wait for a next container
+	// when there is no standby (zero: DefaultRetryWait).
+	RetryMethods []string
+	RetryWait    time.Duration
+	// OnUpstreamDown, if set, hears of an upstream that refused or reset a
+	// connection, once per failure streak, so its owner can look at once.
+	OnUpstreamDown func(challenge, upstream string)
 }
 
 // Proxy is the stable endpoint: /<challenge>/<rest> goes to the challenge's
@@ -70,6 +81,11 @@ type Proxy struct {
 	// Client-side bounds, from Options.
 	bodyIdle, writeIdle time.Duration
 	lastErrLog          atomic.Int64 // unix nanos of the last upstream error logged
+	// Failover, from Options.
+	retryMethods   []string
+	retryWait      time.Duration
+	onUpstreamDown func(challenge, upstream string)
+	down           downUpstreams
 }
 
 // InFlight is how many proxied requests an upstream is serving now; a swap
@@ -145,8 +161,9 @@ func New(routes Routes, opts Options) *Proxy {
 		// No response timeout: challenge evaluations may legitimately run for an hour.
 	}
 	p := &Proxy{routes: routes, log: opts.Log, onRequest: opts.OnRequest, transport: transport,
-		bodyIdle:  cmp.Or(opts.BodyIdleTimeout, DefaultBodyIdleTimeout),
-		writeIdle: cmp.Or(opts.WriteIdleTimeout, DefaultWriteIdleTimeout)}
+		bodyIdle:     cmp.Or(opts.BodyIdleTimeout, DefaultBodyIdleTimeout),
+		writeIdle:    cmp.Or(opts.WriteIdleTimeout, DefaultWriteIdleTimeout),
+		retryMethods: opts.RetryMethods, retryWait: cmp.Or(opts.RetryWait, DefaultRetryWait), onUpstreamDown: opts.OnUpstreamDown}
 	p.reverse = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			t := r.In.Context().Value(targetKey{}).(target)
@@ -155,7 +172,7 @@ func New(routes Routes, opts Options) *Proxy {
 			r.Out.Host = t.url.Host
 			r.SetXForwarded()
 		},
-		Transport:     transport,
+		Transport:     failoverTransport{p},
 		FlushInterval: -1, // stream responses as they come
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
@@ -202,13 +219,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"challenge "+name+" has no healthy container (state "+rt.State+", health "+rt.Health+")", 2)
 		return
 	}
-	u, err := url.Parse(rt.Upstream)
+	upstream := p.pick(rt)
+	u, err := url.Parse(upstream)
 	if err != nil {
 		writeJSONError(w, http.StatusBadGateway, "upstream_error", "bad upstream address", 0)
 		return
 	}
-	p.inflight.add(rt.Upstream, 1)
-	defer p.inflight.add(rt.Upstream, -1)
+	if err := p.keepBody(r); err != nil {
+		writeJSONError(w, http.StatusBadRequest, "bad_request", "could not read the request body", 0)
+		return
+	}
+	p.inflight.add(upstream, 1)
+	defer p.inflight.add(upstream, -1)
 	out := r.Clone(context.WithValue(r.Context(), targetKey{}, target{challenge: name, url: u}))
 	if err := setEscapedPath(out.URL, rest); err != nil {
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "bad request path", 0)

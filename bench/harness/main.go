@@ -26,6 +26,7 @@ type results struct {
 	HangRecovery  map[string]any    `json:"hang_recovery_ms"`
 	SwapFailed    map[string]any    `json:"swap_failed_requests"`
 	StateLost     *stateLoss        `json:"state_lost_on_crash,omitempty"`
+	CrashLoad     *crashUnderLoad   `json:"crash_under_load,omitempty"`
 	Scale         []scalePoint      `json:"scale"`
 	Checkpoint    map[string]any    `json:"checkpoint"`
 	CheckpointAPI *liveCheckpoint   `json:"checkpoint_live,omitempty"`
@@ -33,6 +34,9 @@ type results struct {
 	Config        map[string]string `json:"config"`
 	Notes         []string          `json:"notes"`
 	Errors        []string          `json:"errors,omitempty"`
+
+	// WebSocketDrops is the websocket phase (websocket.go).
+	WebSocketDrops *wsDrops `json:"websocket_drops_during_swap,omitempty"`
 }
 
 type target struct {
@@ -148,6 +152,12 @@ func run(ctx context.Context, e *env, quick bool, scales []int) *results {
 	wantF := func(p string) bool { return want("functional") || want(p) }
 	if wantF("crash") || wantF("hang") || wantF("swap") {
 		runFunctional(ctx, e, r, crashes, hangs, wantF, fail)
+	}
+	if want("websocket") && ctx.Err() == nil {
+		wsBench(ctx, e, r, fail)
+	}
+	if want("crashload") && ctx.Err() == nil {
+		crashLoadBench(ctx, e, r, crashes, fail)
 	}
 	if want("state") && ctx.Err() == nil {
 		stateBench(ctx, e, r, hangs, fail)

@@ -51,6 +51,7 @@ func evaluate(r *results) []target {
 	} else {
 		add("swap", "0 failed requests for berth, > 0 for stop-first", nil, "not measured (see errors)")
 	}
+	ts = append(ts, wsTarget(r))
 	var big []scalePoint
 	var ok []scalePoint
 	for _, p := range r.Scale {
@@ -158,6 +159,11 @@ func report(r *results) string {
 	w("| crash outage, same container flags as berth's, median ms | %s | %s (docker `--restart on-failure` with berth's flags and network) |\n", f1(r.CrashOutageMS, "berth"), f1(r.CrashOutageMS, "docker_restart_policy_berth_flags"))
 	w("| hang recovery, ms | %s | %s (HEALTHCHECK defaults + autoheal loop) |\n", f1(r.HangRecovery, "berth"), f1(r.HangRecovery, "autoheal_like"))
 	w("| failed requests during a version change | %s (blue-green swap) | %s (stop-first recreate) |\n", f0(r.SwapFailed, "berth_blue_green"), f0(r.SwapFailed, "stop_first_recreate"))
+	w("%s", wsRow(r))
+	if c := r.CrashLoad; c != nil {
+		w("| failed requests per crash under a steady GET load (median of %d) | %.0f with a standby; %.0f without | %.0f (docker `--restart on-failure`) |\n", c.Rounds, c.Failed["berth_standby"], c.Failed["berth"], c.Failed["docker_restart_policy"])
+		w("| crash outage under that load, median ms | %.0f with a standby; %.0f without | %.0f |\n", c.Outage["berth_standby"], c.Outage["berth"], c.Outage["docker_restart_policy"])
+	}
 	if s := r.StateLost; s != nil {
 		w("| work items lost to a crash (of %.0f, median; snapshots every 1 s) | %.0f | %.0f (docker `--restart on-failure`) |\n", s.Before["berth"], s.Lost["berth"], s.Lost["docker_restart_policy"])
 		w("| work items lost to a `docker kill` (median) | %.0f | not restarted by Docker at all |\n", s.Lost["berth_docker_kill"])
@@ -172,6 +178,9 @@ func report(r *results) string {
 			bd["first_failed_request_to_started"], bd["backoff_delay"], bd["started_to_first_pass"], bd["first_pass_to_first_200"])
 	}
 	w("- hang recovery ms, berth: %v; autoheal-like: 1 run\n", r.HangRecovery["berth_samples"])
+	if c := r.CrashLoad; c != nil {
+		w("- crashes under load (requests, failed, outage ms): berth with a standby %v; berth %v; docker %v. %s\n", c.Samples["berth_standby"], c.Samples["berth"], c.Samples["docker_restart_policy"], c.Method)
+	}
 	if s := r.StateLost; s != nil {
 		w("- work items before → after each crash (serving ms): berth %v; berth, docker kill %v; docker %v. %s\n", s.Samples["berth"], s.Samples["berth_docker_kill"], s.Samples["docker_restart_policy"], s.Method)
 	}
@@ -181,6 +190,7 @@ func report(r *results) string {
 	if d, ok := r.SwapFailed["stop_first_recreate_detail"].(loadResult); ok {
 		w("- stop-first: %d requests, %d failed, e.g. %v\n", d.Requests, d.Failed, d.Errors)
 	}
+	w("%s", wsSamples(r))
 	w("\n### Scale (berth alone)\n\n")
 	w("| challenges | agent CPU %% of a core | agent RSS MB | Docker API req/min | cold start → all healthy s | re-adopt s | restarts on re-adopt | changed ids |\n|---|---|---|---|---|---|---|---|\n")
 	for _, p := range r.Scale {

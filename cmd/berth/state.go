@@ -70,7 +70,9 @@ the serving container (it answers 503 through the stable endpoint meanwhile).`,
 	return cmd
 }
 
-func snapshotsPath(name string) string { return "/v1/challenges/" + url.PathEscape(name) + "/snapshots" }
+func snapshotsPath(name string) string {
+	return "/v1/challenges/" + url.PathEscape(name) + "/snapshots"
+}
 
 func listSnapshots(c *apiClient, name string) (json.RawMessage, []snapshotRow, error) {
 	var raw json.RawMessage

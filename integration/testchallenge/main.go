@@ -134,6 +134,7 @@ func (a *app) handler() http.Handler {
 	mux.HandleFunc("POST /state", a.putState)
 	mux.HandleFunc("PUT /state", a.putState)
 	a.items.register(mux)
+	a.registerLive(mux)
 	mux.HandleFunc("POST /admin/crash", a.crash)
 	mux.HandleFunc("POST /admin/hang", func(w http.ResponseWriter, r *http.Request) {
 		a.setHung()
