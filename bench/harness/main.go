@@ -26,6 +26,7 @@ type results struct {
 	HangRecovery  map[string]any    `json:"hang_recovery_ms"`
 	SwapFailed    map[string]any    `json:"swap_failed_requests"`
 	StateLost     *stateLoss        `json:"state_lost_on_crash,omitempty"`
+	Proxy         *proxySpeed       `json:"proxy,omitempty"`
 	Scale         []scalePoint      `json:"scale"`
 	Checkpoint    map[string]any    `json:"checkpoint"`
 	CheckpointAPI *liveCheckpoint   `json:"checkpoint_live,omitempty"`
@@ -151,6 +152,9 @@ func run(ctx context.Context, e *env, quick bool, scales []int) *results {
 	}
 	if want("state") && ctx.Err() == nil {
 		stateBench(ctx, e, r, hangs, fail)
+	}
+	if want("proxy") && ctx.Err() == nil {
+		proxyBench(ctx, e, r, quick, fail)
 	}
 	if want("scale") {
 		runScales(ctx, e, r, scales, steady, fail)
