@@ -142,6 +142,9 @@ func New(routes Routes, opts Options) *Proxy {
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
+		// Pass bodies as they are: otherwise the transport asks for gzip
+		// on the client's behalf and unpacks it again.
+		DisableCompression: true,
 		// No response timeout: challenge evaluations may legitimately run for an hour.
 	}
 	p := &Proxy{routes: routes, log: opts.Log, onRequest: opts.OnRequest, transport: transport,
