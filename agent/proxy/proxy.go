@@ -159,7 +159,8 @@ func New(routes Routes, opts Options) *Proxy {
 			r.SetXForwarded()
 		},
 		Transport:     transport,
-		FlushInterval: -1, // stream responses as they come
+		FlushInterval: flushInterval,
+		BufferPool:    &bufferPool{},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
 				return // the client left
