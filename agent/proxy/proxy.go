@@ -213,7 +213,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.inflight.add(rt.Upstream, 1)
 	defer p.inflight.add(rt.Upstream, -1)
-	out := r.Clone(context.WithValue(r.Context(), targetKey{}, target{challenge: name, url: u}))
+	// ReverseProxy clones the request itself; a shallow copy with its own
+	// URL is enough here, and spares a second copy of every header.
+	out := r.WithContext(context.WithValue(r.Context(), targetKey{}, target{challenge: name, url: u}))
+	outURL := *r.URL
+	out.URL = &outURL
 	if err := setEscapedPath(out.URL, rest); err != nil {
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "bad request path", 0)
 		return
