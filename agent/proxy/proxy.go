@@ -65,7 +65,7 @@ type Proxy struct {
 	log       zerolog.Logger
 	onRequest func(challenge string, code int, took time.Duration)
 	reverse   *httputil.ReverseProxy
-	transport *http.Transport
+	transport *fastTransport
 	inflight  inflightCounts
 	// Client-side bounds, from Options.
 	bodyIdle, writeIdle time.Duration
@@ -147,7 +147,9 @@ func New(routes Routes, opts Options) *Proxy {
 		DisableCompression: true,
 		// No response timeout: challenge evaluations may legitimately run for an hour.
 	}
-	p := &Proxy{routes: routes, log: opts.Log, onRequest: opts.OnRequest, transport: transport,
+	fast := &fastTransport{next: transport, dial: transport.DialContext,
+		maxIdle: transport.MaxIdleConnsPerHost, idleTimeout: transport.IdleConnTimeout}
+	p := &Proxy{routes: routes, log: opts.Log, onRequest: opts.OnRequest, transport: fast,
 		bodyIdle:  cmp.Or(opts.BodyIdleTimeout, DefaultBodyIdleTimeout),
 		writeIdle: cmp.Or(opts.WriteIdleTimeout, DefaultWriteIdleTimeout)}
 	p.reverse = &httputil.ReverseProxy{
@@ -158,7 +160,7 @@ func New(routes Routes, opts Options) *Proxy {
 			r.Out.Host = t.url.Host
 			r.SetXForwarded()
 		},
-		Transport:     transport,
+		Transport:     fast,
 		FlushInterval: flushInterval,
 		BufferPool:    &bufferPool{},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
