@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -31,9 +32,37 @@ type fastTransport struct {
 
 type fastConn struct {
 	conn      net.Conn
+	lr        *limitedReader // under br: bounds a response header
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
+}
+
+// Bounds on what a challenge may send before its response body, as
+// http.Transport has by default.
+const (
+	maxResponseHeaderBytes = 10 << 20
+	max1xxResponses        = 5
+)
+
+// limitedReader fails reads past n bytes with errHeaderTooBig.
+type limitedReader struct {
+	r io.Reader
+	n int64
+}
+
+var errHeaderTooBig = errors.New("upstream response header too large")
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		return 0, errHeaderTooBig
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
 }
 
 // fastEligible is what the fast path serves; the rest needs what only
@@ -41,7 +70,7 @@ type fastConn struct {
 func fastEligible(r *http.Request) bool {
 	return (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
 		(r.Body == nil || r.Body == http.NoBody) && r.URL.Scheme == "http" &&
-		r.Header.Get("Upgrade") == "" && len(r.TransferEncoding) == 0
+		r.URL.Port() != "" && r.Header.Get("Upgrade") == "" && len(r.TransferEncoding) == 0
 }
 
 func (t *fastTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -88,6 +117,7 @@ func (t *fastTransport) exchange(r *http.Request, fc *fastConn, host string) (*h
 		}
 		return nil, err
 	}
+	fc.lr.n = maxResponseHeaderBytes
 	if err := r.Write(fc.bw); err != nil {
 		return fail(noAnswerError{err})
 	}
@@ -98,7 +128,10 @@ func (t *fastTransport) exchange(r *http.Request, fc *fastConn, host string) (*h
 		return fail(noAnswerError{err})
 	}
 	trace := httptrace.ContextClientTrace(r.Context())
-	for {
+	for n1xx := 0; ; n1xx++ {
+		if n1xx > max1xxResponses {
+			return fail(errors.New("upstream sent too many 1xx informational responses"))
+		}
 		resp, err := http.ReadResponse(fc.br, r)
 		if err != nil {
 			return fail(err)
@@ -115,6 +148,7 @@ func (t *fastTransport) exchange(r *http.Request, fc *fastConn, host string) (*h
 			}
 			continue
 		}
+		fc.lr.n = math.MaxInt64
 		resp.Body = &fastBody{t: t, fc: fc, host: host, ctx: r.Context(), body: resp.Body, stop: stop, keep: !resp.Close}
 		return resp, nil
 	}
@@ -182,7 +216,8 @@ func (t *fastTransport) get(ctx context.Context, host string) (*fastConn, bool, 
 	if err != nil {
 		return nil, false, err
 	}
-	return &fastConn{conn: c, br: bufio.NewReader(c), bw: bufio.NewWriter(c)}, false, nil
+	lr := &limitedReader{r: c, n: math.MaxInt64}
+	return &fastConn{conn: c, lr: lr, br: bufio.NewReader(lr), bw: bufio.NewWriter(c)}, false, nil
 }
 
 func (t *fastTransport) put(host string, fc *fastConn) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -177,4 +178,44 @@ func TestProxyHead(t *testing.T) {
 	if n := conns.opened.Load(); n != 1 {
 		t.Fatalf("%d upstream connections, want 1", n)
 	}
+}
+
+// A challenge that never ends its response header gets a 502 once the
+// header passes the limit; berth does not buffer it all.
+func TestProxyBoundsTheResponseHeader(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		line := "X-Endless: " + strings.Repeat("a", 1000) + "\r\n"
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+		for { // until the proxy hangs up
+			if _, err := io.WriteString(c, line); err != nil {
+				return
+			}
+		}
+	}()
+	var routes routeTable
+	routes.put("c", "http://"+ln.Addr().String(), "healthy")
+	srv := newProxyServer(t, &routes, zerolog.Nop())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/c/", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("no answer while the challenge sent an endless header: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	testkit.JSONError(t, resp, body, http.StatusBadGateway, "upstream_error")
 }
