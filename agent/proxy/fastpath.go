@@ -17,9 +17,9 @@ import (
 // fastTransport runs the common request, a GET or HEAD with no body and no
 // upgrade, on the handler's own goroutine over kept connections, and hands
 // everything else to next. http.Transport passes each request to a writer
-// and a reader goroutine of its connection and back: under load that cost
-// about two more thread switches per request than the request itself, and
-// on a busy machine every switch waits for a CPU.
+// and a reader goroutine of its connection and back: under wrk's load that
+// made 1.75 voluntary thread switches per proxied request instead of 1.30,
+// and on a busy machine every switch waits for a CPU.
 type fastTransport struct {
 	next        *http.Transport
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
