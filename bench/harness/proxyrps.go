@@ -170,7 +170,15 @@ func ensureTools(ctx context.Context) (string, error) {
 		}
 		return nil
 	}
-	if err := install(missing...); err != nil {
+	err := install(missing...)
+	if err != nil {
+		// A fresh machine may have no package lists yet.
+		if out, uerr := exec.CommandContext(ctx, "apt-get", "update").CombinedOutput(); uerr != nil {
+			return "", fmt.Errorf("apt-get update: %v: %s", uerr, lastLines(string(out), 5))
+		}
+		err = install(missing...)
+	}
+	if err != nil {
 		// nginx-light is gone from newer Debian releases; nginx is the same server.
 		for i, m := range missing {
 			if m == "nginx-light" {
