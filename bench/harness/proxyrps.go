@@ -105,8 +105,11 @@ func proxyBench(ctx context.Context, e *env, r *results, quick bool, fail func(s
 	res := &proxySpeed{RPS: map[string]float64{}, P99MS: map[string]float64{}, P99AddedMS: map[string]float64{}, Samples: map[string][]wrkStat{}}
 	added := map[string][]float64{}
 	for i := range rounds {
-		var direct *wrkStat
-		for _, t := range targets {
+		turn := map[string]wrkStat{}
+		// Each round in another order, so a busy spell of the machine does
+		// not always fall on the same target.
+		for j := range targets {
+			t := targets[(i+j)%len(targets)]
 			if ctx.Err() != nil {
 				return
 			}
@@ -123,11 +126,10 @@ func proxyBench(ctx context.Context, e *env, r *results, quick bool, fail func(s
 				return
 			}
 			res.Samples[t.key] = append(res.Samples[t.key], s)
-			if t.key == "direct" {
-				direct = &s
-			} else if direct != nil {
-				added[t.key] = append(added[t.key], round(s.P99MS-direct.P99MS, 2))
-			}
+			turn[t.key] = s
+		}
+		for _, k := range []string{"berth", "nginx"} {
+			added[k] = append(added[k], round(turn[k].P99MS-turn["direct"].P99MS, 2))
 		}
 		logf("proxy round %d: %+v", i+1, res.Samples)
 	}
@@ -141,7 +143,7 @@ func proxyBench(ctx context.Context, e *env, r *results, quick bool, fail func(s
 	for k, v := range added {
 		res.P99AddedMS[k] = round(median(v), 2)
 	}
-	res.Method = fmt.Sprintf("wrk --latency -c %d -t %d -d %s GET /version of the test challenge, %d rounds, each round direct → nginx → berth, each after a %s warm-up run; figures are medians of the rounds; "+
+	res.Method = fmt.Sprintf("wrk --latency -c %d -t %d -d %s GET /version of the test challenge, %d rounds, each round direct, nginx and berth in turn (the order rotated each round), each after a %s warm-up run; figures are medians of the rounds; "+
 		"direct: the container's published loopback port (berth's upstream for it); nginx: Debian's nginx (installed by the harness when missing), worker_processes auto, an upstream block with keepalive 64, proxy_http_version 1.1, "+
 		"the Connection header cleared, Host and X-Forwarded-For/-Proto set, /rps/ stripped like berth's /<challenge>/ prefix, access_log off (berth writes no access log either); "+
 		"berth: its stable endpoint /rps/version; p99 added = p99 of the proxy minus p99 of direct in the same round",
