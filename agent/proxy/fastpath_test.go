@@ -74,7 +74,7 @@ func TestProxyRetriesAStaleKeptConnection(t *testing.T) {
 
 // A response that ends its connection is not kept.
 func TestProxyDropsConnectionsTheChallengeCloses(t *testing.T) {
-	up, conns := countingUpstream(t)
+	up, conns := connCountingUpstream(t)
 	var routes routeTable
 	routes.put("c", up.URL, "healthy")
 	closing := testkit.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -159,7 +159,7 @@ func TestProxyPassesEarlyHints(t *testing.T) {
 
 // HEAD has no body on the wire; the kept connection stays usable.
 func TestProxyHead(t *testing.T) {
-	up, conns := countingUpstream(t)
+	up, conns := connCountingUpstream(t)
 	var routes routeTable
 	routes.put("c", up.URL, "healthy")
 	srv := newProxyServer(t, &routes, zerolog.Nop())

@@ -20,9 +20,9 @@ import (
 // connCounts are the connections an upstream saw opened and closed.
 type connCounts struct{ opened, closed atomic.Int64 }
 
-// countingUpstream answers every request with a small body and counts the
+// connCountingUpstream answers every request with a small body and counts the
 // connections the proxy opens to it.
-func countingUpstream(tb testing.TB) (*httptest.Server, *connCounts) {
+func connCountingUpstream(tb testing.TB) (*httptest.Server, *connCounts) {
 	tb.Helper()
 	var n connCounts
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -69,7 +69,7 @@ func getOK(tb testing.TB, c *http.Client, url string) {
 // handshake (and a TIME_WAIT socket) each time.
 func TestProxyReusesUpstreamConnections(t *testing.T) {
 	const clients, perClient = 16, 100
-	up, conns := countingUpstream(t)
+	up, conns := connCountingUpstream(t)
 	var routes routeTable
 	routes.put("c", up.URL, "healthy")
 	p := New(&routes, Options{Log: zerolog.Nop()})
@@ -112,7 +112,7 @@ func TestProxyReusesUpstreamConnections(t *testing.T) {
 // proxy and upstream together) per request, steadier than ns/op on a
 // machine shared with other work.
 func BenchmarkProxyGet(b *testing.B) {
-	up, conns := countingUpstream(b)
+	up, conns := connCountingUpstream(b)
 	var routes routeTable
 	routes.put("c", up.URL, "healthy")
 	p := New(&routes, Options{Log: zerolog.Nop(), OnRequest: func(string, int, time.Duration) {}})
