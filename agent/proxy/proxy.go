@@ -76,7 +76,7 @@ type Proxy struct {
 	log       zerolog.Logger
 	onRequest func(challenge string, code int, took time.Duration)
 	reverse   *httputil.ReverseProxy
-	transport *http.Transport
+	transport *fastTransport
 	inflight  inflightCounts
 	// Client-side bounds, from Options.
 	bodyIdle, writeIdle time.Duration
@@ -158,9 +158,14 @@ func New(routes Routes, opts Options) *Proxy {
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
+		// Pass bodies as they are: otherwise the transport asks for gzip
+		// on the client's behalf and unpacks it again.
+		DisableCompression: true,
 		// No response timeout: challenge evaluations may legitimately run for an hour.
 	}
-	p := &Proxy{routes: routes, log: opts.Log, onRequest: opts.OnRequest, transport: transport,
+	fast := &fastTransport{next: transport, dial: transport.DialContext,
+		maxIdle: transport.MaxIdleConnsPerHost, idleTimeout: transport.IdleConnTimeout}
+	p := &Proxy{routes: routes, log: opts.Log, onRequest: opts.OnRequest, transport: fast,
 		bodyIdle:     cmp.Or(opts.BodyIdleTimeout, DefaultBodyIdleTimeout),
 		writeIdle:    cmp.Or(opts.WriteIdleTimeout, DefaultWriteIdleTimeout),
 		retryMethods: opts.RetryMethods, retryWait: cmp.Or(opts.RetryWait, DefaultRetryWait), onUpstreamDown: opts.OnUpstreamDown}
@@ -173,7 +178,8 @@ func New(routes Routes, opts Options) *Proxy {
 			r.SetXForwarded()
 		},
 		Transport:     failoverTransport{p},
-		FlushInterval: -1, // stream responses as they come
+		FlushInterval: flushInterval,
+		BufferPool:    &bufferPool{},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
 				return // the client left
@@ -231,7 +237,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.inflight.add(upstream, 1)
 	defer p.inflight.add(upstream, -1)
-	out := r.Clone(context.WithValue(r.Context(), targetKey{}, target{challenge: name, url: u}))
+	// ReverseProxy clones the request itself; a shallow copy with its own
+	// URL is enough here, and spares a second copy of every header.
+	out := r.WithContext(context.WithValue(r.Context(), targetKey{}, target{challenge: name, url: u}))
+	outURL := *r.URL
+	out.URL = &outURL
 	if err := setEscapedPath(out.URL, rest); err != nil {
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "bad request path", 0)
 		return

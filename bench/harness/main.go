@@ -27,6 +27,7 @@ type results struct {
 	SwapFailed    map[string]any    `json:"swap_failed_requests"`
 	StateLost     *stateLoss        `json:"state_lost_on_crash,omitempty"`
 	CrashLoad     *crashUnderLoad   `json:"crash_under_load,omitempty"`
+	Proxy         *proxySpeed       `json:"proxy,omitempty"`
 	Scale         []scalePoint      `json:"scale"`
 	Checkpoint    map[string]any    `json:"checkpoint"`
 	CheckpointAPI *liveCheckpoint   `json:"checkpoint_live,omitempty"`
@@ -161,6 +162,9 @@ func run(ctx context.Context, e *env, quick bool, scales []int) *results {
 	}
 	if want("state") && ctx.Err() == nil {
 		stateBench(ctx, e, r, hangs, fail)
+	}
+	if want("proxy") && ctx.Err() == nil {
+		proxyBench(ctx, e, r, quick, fail)
 	}
 	if want("scale") {
 		runScales(ctx, e, r, scales, steady, fail)

@@ -111,6 +111,12 @@ func evaluate(r *results) []target {
 	default:
 		add("readopt_200", "re-adoption of 200 containers < 2 s with 0 restarts", nil, "not measured")
 	}
+	if p := r.Proxy; p != nil && p.RPS["berth"] > 0 && p.RPS["nginx"] > 0 {
+		add("proxy_rps", "berth's endpoint ≥ nginx in req/s (same run)", verdict(p.RPS["berth"] >= p.RPS["nginx"]),
+			fmt.Sprintf("berth %.0f, nginx %.0f, direct %.0f req/s (medians)", p.RPS["berth"], p.RPS["nginx"], p.RPS["direct"]))
+	} else {
+		add("proxy_rps", "berth's endpoint ≥ nginx in req/s (same run)", nil, "not measured")
+	}
 	if w, okw := num(r.Checkpoint, "write_ms"); okw {
 		add("checkpoint_write", "checkpoint write < 200 ms", verdict(w < 200), fmt.Sprintf("%.1f ms for 200 challenges / 100000 events (go benchmark)", w))
 	} else {
@@ -169,6 +175,10 @@ func report(r *results) string {
 		w("| work items lost to a `docker kill` (median) | %.0f | not restarted by Docker at all |\n", s.Lost["berth_docker_kill"])
 		w("| crash → serving again with its state, median ms | %.0f (kill: %.0f) | %.0f (serving, state lost) |\n", s.ServingMS["berth"], s.ServingMS["berth_docker_kill"], s.ServingMS["docker_restart_policy"])
 	}
+	if p := r.Proxy; p != nil {
+		w("| proxy_rps, req/s through the endpoint (direct: %.0f) | %.0f | %.0f (nginx, keepalive upstream) |\n", p.RPS["direct"], p.RPS["berth"], p.RPS["nginx"])
+		w("| proxy_p99_added_ms, p99 over direct's %.2f ms | %.2f | %.2f (nginx) |\n", p.P99MS["direct"], p.P99AddedMS["berth"], p.P99AddedMS["nginx"])
+	}
 	w("\n### Samples\n\n")
 	if s, ok := r.CrashOutageMS["samples"].(map[string][]float64); ok {
 		w("- crash outage ms, berth: %v; docker: %v; docker with berth's flags: %v\n", s["berth"], s["docker_restart_policy"], s["docker_restart_policy_berth_flags"])
@@ -180,6 +190,17 @@ func report(r *results) string {
 	w("- hang recovery ms, berth: %v; autoheal-like: 1 run\n", r.HangRecovery["berth_samples"])
 	if c := r.CrashLoad; c != nil {
 		w("- crashes under load (requests, failed, outage ms): berth with a standby %v; berth %v; docker %v. %s\n", c.Samples["berth_standby"], c.Samples["berth"], c.Samples["docker_restart_policy"], c.Method)
+	}
+	if p := r.Proxy; p != nil {
+		w("- proxy req/s and p99 ms per round:")
+		for _, k := range []string{"berth", "nginx", "direct"} {
+			w(" %s", k)
+			for _, s := range p.Samples[k] {
+				w(" %.0f/%.2f", s.RPS, s.P99MS)
+			}
+			w(";")
+		}
+		w("\n")
 	}
 	if s := r.StateLost; s != nil {
 		w("- work items before → after each crash (serving ms): berth %v; berth, docker kill %v; docker %v. %s\n", s.Samples["berth"], s.Samples["berth_docker_kill"], s.Samples["docker_restart_policy"], s.Method)
@@ -254,6 +275,9 @@ func report(r *results) string {
 	sort.Strings(cfgKeys)
 	for _, k := range cfgKeys {
 		w("- %s: %s\n", k, r.Config[k])
+	}
+	if r.Proxy != nil {
+		w("- proxy_rps: %s\n", r.Proxy.Method)
 	}
 	for _, k := range []map[string]any{r.CrashOutageMS, r.HangRecovery} {
 		if m, ok := k["method"].(string); ok {
