@@ -146,6 +146,12 @@ func TestRulesAgainstRunningBerth(t *testing.T) {
 	for range 5 {
 		getBody(t, ra.proxy+"/steady/version")
 	}
+	// increase() needs a sample from before the swap fails: wait until
+	// Prometheus has scraped the counter at zero.
+	testenv.WaitFor(t, 30*time.Second, "Prometheus to scrape berth_swaps_total before the swap", func() (bool, error) {
+		res, err := prom.query(`berth_swaps_total{challenge="steady",result="failed"} == 0`)
+		return err == nil && len(res) == 1, err
+	})
 	if status := testenv.HTTPPost(t, ra.api+"/v1/challenges/steady/swap", `{"version":"2.0.0"}`); status != 202 {
 		t.Fatalf("swap: %d", status)
 	}
