@@ -220,7 +220,11 @@ func (r *Runtime) address(ct docker.Container) string {
 
 // wrap adds the lifecycle's error kinds to an engine error, keeping the
 // engine's own for callers that know it.
-func wrap(err error) error {
+func wrap(err error) error { return WrapEngineError(err) }
+
+// WrapEngineError adds the lifecycle's error kinds to an error of the
+// engine client; the Swarm runtime shares it.
+func WrapEngineError(err error) error {
 	if err == nil {
 		return nil
 	}
