@@ -17,6 +17,7 @@ import (
 
 // Runtime is the Docker Engine runtime of one agent.
 type Runtime struct {
+	Images
 	engine  *docker.Client
 	agentID string
 	network string
@@ -27,7 +28,7 @@ var _ challenge.Runtime = (*Runtime)(nil)
 
 // New returns the runtime of agent on engine.
 func New(engine *docker.Client, agent configs.Agent) *Runtime {
-	return &Runtime{engine: engine, agentID: agent.ID, network: agent.Network, reach: agent.Reach}
+	return &Runtime{Images: Images{engine}, engine: engine, agentID: agent.ID, network: agent.Network, reach: agent.Reach}
 }
 
 // Prepare creates the agent's network if it is missing.
@@ -38,37 +39,12 @@ func (r *Runtime) Prepare(ctx context.Context) error {
 	return nil
 }
 
-func (r *Runtime) Ping(ctx context.Context) error {
-	_, err := r.engine.Ping(ctx)
-	return wrap(err)
-}
-
-func (r *Runtime) Tags(ctx context.Context, image string) ([]string, error) {
-	tags, err := r.engine.Tags(ctx, image)
-	return tags, wrap(err)
-}
-
-func (r *Runtime) LocalImage(ctx context.Context, ref string) (string, error) {
-	info, err := r.engine.ImageInfo(ctx, ref)
-	if err != nil {
-		return "", wrap(err)
-	}
-	return info.RepoDigest(ref), nil
-}
-
-func (r *Runtime) Pull(ctx context.Context, ref string, progress func(challenge.PullProgress)) (string, error) {
-	digest, err := r.engine.Pull(ctx, ref, func(p docker.PullProgress) {
-		progress(challenge.PullProgress{Status: p.Status, Current: p.Current, Total: p.Total})
-	})
-	return digest, wrap(err)
-}
-
-// Create makes the container of spec: named and labelled for this agent,
-// its volumes in the challenge's own namespace, hardened by the client.
 func (r *Runtime) RemoveImage(ctx context.Context, ref string) error {
 	return wrap(r.engine.RemoveImage(ctx, ref))
 }
 
+// Create makes the container of spec: named and labelled for this agent,
+// its volumes in the challenge's own namespace, hardened by the client.
 func (r *Runtime) Create(ctx context.Context, spec challenge.InstanceSpec) (challenge.Instance, error) {
 	cs := r.containerSpec(spec)
 	id, err := r.engine.Create(ctx, cs)

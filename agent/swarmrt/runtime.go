@@ -12,12 +12,16 @@ import (
 	"time"
 
 	"berth/agent/challenge"
+	"berth/agent/dockerrt"
 	"berth/configs"
 	"berth/docker"
 )
 
 // Runtime is the Swarm runtime of one agent, on a manager's engine.
 type Runtime struct {
+	// Images acts on the manager's engine: every node must be able to pull
+	// the image from a registry (or hold it already).
+	dockerrt.Images
 	engine  *docker.Client
 	agentID string
 	network string
@@ -36,7 +40,7 @@ var _ challenge.Runtime = (*Runtime)(nil)
 
 // New returns the swarm runtime of agent on engine.
 func New(engine *docker.Client, agent configs.Agent) *Runtime {
-	return &Runtime{engine: engine, agentID: agent.ID, network: agent.Network, reach: agent.Reach,
+	return &Runtime{Images: dockerrt.Images{Engine: engine}, engine: engine, agentID: agent.ID, network: agent.Network, reach: agent.Reach,
 		poll: time.Second, startWait: 45 * time.Second, pullWait: 5 * time.Minute}
 }
 
@@ -73,33 +77,6 @@ func (r *Runtime) Prepare(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-func (r *Runtime) Ping(ctx context.Context) error {
-	_, err := r.engine.Ping(ctx)
-	return wrap(err)
-}
-
-// Tags, LocalImage and Pull act on the manager's engine: every node must
-// be able to pull the image from a registry (or hold it already).
-func (r *Runtime) Tags(ctx context.Context, image string) ([]string, error) {
-	tags, err := r.engine.Tags(ctx, image)
-	return tags, wrap(err)
-}
-
-func (r *Runtime) LocalImage(ctx context.Context, ref string) (string, error) {
-	info, err := r.engine.ImageInfo(ctx, ref)
-	if err != nil {
-		return "", wrap(err)
-	}
-	return info.RepoDigest(ref), nil
-}
-
-func (r *Runtime) Pull(ctx context.Context, ref string, progress func(challenge.PullProgress)) (string, error) {
-	digest, err := r.engine.Pull(ctx, ref, func(p docker.PullProgress) {
-		progress(challenge.PullProgress{Status: p.Status, Current: p.Current, Total: p.Total})
-	})
-	return digest, wrap(err)
 }
 
 // Create makes the service of spec with no replicas: a stopped instance.
