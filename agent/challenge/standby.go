@@ -51,14 +51,18 @@ func (c *Owner) reconcileStandby(ctx context.Context) {
 		c.adoptRecordedStandby(ctx, slot)
 		return
 	}
-	{
-		if err := c.startStandby(ctx, slot); err != nil {
-			c.standbyAttempt++
-			delay := cleanupBackoff.Delay(c.standbyAttempt, c.Rand())
-			c.logf(LevelWarn, "start standby; will retry", err, F(FieldSlot, slot), F(FieldRetryIn, delay.Round(time.Millisecond).String()))
-			c.rearm(&c.standbyTimer, delay)
-		}
+	if err := c.startStandby(ctx, slot); err != nil {
+		c.standbyLater("start standby; will retry", err, F(FieldSlot, slot))
 	}
+}
+
+// standbyLater arms the next standby start after the cleanup backoff,
+// which grows with each failure in a row.
+func (c *Owner) standbyLater(msg string, err error, fields ...Field) {
+	c.standbyAttempt++
+	delay := cleanupBackoff.Delay(c.standbyAttempt, c.Rand())
+	c.logf(LevelWarn, msg, err, append(fields, F(FieldRetryIn, delay.Round(time.Millisecond).String()))...)
+	c.rearm(&c.standbyTimer, delay)
 }
 
 // adoptRecordedStandby takes over the running standby recorded in slot
@@ -242,10 +246,8 @@ func (c *Owner) onStandbyProbed(ctx context.Context, m msgStandbyProbed) {
 	sb.tracker = sb.tracker.Observe(m.r, c.spec.Health)
 	switch st := sb.tracker.State; {
 	case st == HealthUnhealthy:
-		c.logf(LevelWarn, "standby unhealthy; replacing it", nil, F(FieldContainerID, ShortID(sb.in.ID)))
 		c.retireStandby(ctx)
-		c.standbyAttempt++
-		c.rearm(&c.standbyTimer, cleanupBackoff.Delay(c.standbyAttempt, c.Rand()))
+		c.standbyLater("standby unhealthy; replacing it", nil, F(FieldContainerID, ShortID(sb.in.ID)))
 		c.publish()
 		return
 	case st == HealthHealthy && !sb.ready:
@@ -361,10 +363,7 @@ func (c *Owner) standbyDue(ctx context.Context) {
 func (c *Owner) onStandbyExit() {
 	sb := c.standby
 	c.standby = nil
-	c.standbyAttempt++
-	delay := cleanupBackoff.Delay(c.standbyAttempt, c.Rand())
-	c.logf(LevelWarn, "standby exited; starting it again", nil, F(FieldContainerID, ShortID(sb.in.ID)), F(FieldRetryIn, delay.Round(time.Millisecond).String()))
-	c.rearm(&c.standbyTimer, delay)
+	c.standbyLater("standby exited; starting it again", nil, F(FieldContainerID, ShortID(sb.in.ID)))
 	c.publish()
 }
 
