@@ -538,7 +538,9 @@ func TestWebSocketsUntouchedByAnotherChallengesStandbyPromotion(t *testing.T) {
 			return false, fmt.Errorf("status %d", status)
 		}
 		standby, _ = v["standby_container_id"].(string)
-		return standby != "" && v["health"] == "healthy", fmt.Errorf("standby %q health %v", standby, v["health"])
+		// A standby is promoted only once ready, which its event says.
+		_, ready := findEvent(events(t, ra.api, "other"), "standby_ready")
+		return standby != "" && ready && v["health"] == "healthy", fmt.Errorf("standby %q ready %v health %v", standby, ready, v["health"])
 	})
 	active, _ := challengeStatus(t, ra.api, "other")
 	svc := openSockets(t, 3, ra.proxy, "svc")
