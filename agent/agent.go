@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -208,7 +209,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			OnDelivery: func(result string) { a.metrics.alerts.WithLabelValues(result).Inc() }})}, // returns at once without agent.alerts.webhook_url
 		{"admin-api", &httpService{name: "admin api", listener: a.apiListener, handler: a.apiHandler(), log: a.log}},
 		{"proxy", &httpService{name: "proxy", listener: a.proxyListener, handler: a.proxy, log: a.log, longRequests: true, grace: 30 * time.Second,
-			readHeaderTimeout: proxy.ReadHeaderTimeout, idleTimeout: proxy.IdleTimeout}},
+			readHeaderTimeout: proxy.ReadHeaderTimeout, idleTimeout: proxy.IdleTimeout,
+			wrap: func(srv *http.Server) server { return a.proxy.NewServer(srv) }}},
 		{"reconciler", supervisor.ServiceFunc(func(ctx context.Context) error { return a.reconcile(ctx, root) })},
 		{"orphan-reaper", &orphanReaper{runtime: a.runtime, store: a.store, dir: a.dir, clock: a.clock,
 			grace: a.cfg.Agent.OrphanGrace, log: a.log.With().Str(fieldComponent, "orphans").Logger(), ready: a.reconciled.Load}},

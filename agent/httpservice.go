@@ -22,6 +22,16 @@ type httpService struct {
 	grace        time.Duration // how long shutdown lets requests finish (default 5s)
 	// Client-side timeouts; zero means 10s for the header and 2m idle.
 	readHeaderTimeout, idleTimeout time.Duration
+	// wrap, if set, serves the listener in place of the http.Server, which
+	// it is given (the stable endpoint's fast loop).
+	wrap func(*http.Server) server
+}
+
+// server is what serves a listener: an http.Server or what wraps one.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
 }
 
 func (s *httpService) Serve(ctx context.Context) error {
@@ -35,8 +45,12 @@ func (s *httpService) Serve(ctx context.Context) error {
 	if !s.longRequests {
 		srv.ReadTimeout = 30 * time.Second
 	}
+	var run server = srv
+	if s.wrap != nil {
+		run = s.wrap(srv)
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.listener) }()
+	go func() { errc <- run.Serve(s.listener) }()
 	select {
 	case err := <-errc:
 		if errors.Is(err, http.ErrServerClosed) {
@@ -51,8 +65,8 @@ func (s *httpService) Serve(ctx context.Context) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		srv.Close()
+	if err := run.Shutdown(shutdownCtx); err != nil {
+		run.Close()
 	}
 	<-errc
 	return nil

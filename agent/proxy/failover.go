@@ -116,9 +116,7 @@ func (f failoverTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		return resp, err
 	}
 	failed := t.url.String()
-	if p.down.mark(failed, time.Now()) && p.onUpstreamDown != nil {
-		p.onUpstreamDown(t.challenge, failed)
-	}
+	p.upstreamFailed(t.challenge, failed)
 	if !p.retryable(req) {
 		return nil, err
 	}

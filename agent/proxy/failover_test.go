@@ -47,7 +47,7 @@ func (d *downCalls) list() []string {
 func failoverProxy(tb testing.TB, routes Routes, methods []string, down *downCalls) string {
 	tb.Helper()
 	p := New(routes, Options{Log: zerolog.Nop(), RetryMethods: methods, RetryWait: 400 * time.Millisecond, OnUpstreamDown: down.add})
-	return testkit.Server(tb, p).URL
+	return startProxy(tb, p).URL
 }
 
 // A refused connection to the active container sends the request to the

@@ -32,6 +32,7 @@ type fastTransport struct {
 
 type fastConn struct {
 	conn      net.Conn
+	raw       *rawIO         // the fast loop's reads and writes, made on first use
 	lr        *limitedReader // under br: bounds a response header
 	br        *bufio.Reader
 	bw        *bufio.Writer

@@ -2,13 +2,16 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -71,9 +74,43 @@ func (t *routeTable) remove(name string) {
 	delete(t.m, name)
 }
 
-func newProxyServer(tb testing.TB, routes Routes, log zerolog.Logger) *httptest.Server {
+func newProxyServer(tb testing.TB, routes Routes, log zerolog.Logger) *liveProxy {
 	tb.Helper()
-	return testkit.Server(tb, New(routes, Options{Log: log}))
+	return startProxy(tb, New(routes, Options{Log: log}))
+}
+
+// liveProxy is a Proxy served as berth serves it: the fast loop on a real
+// listener, the http.Server behind it.
+type liveProxy struct {
+	URL string
+	srv *Server
+}
+
+func startProxy(tb testing.TB, p *Proxy) *liveProxy {
+	tb.Helper()
+	return startProxyWith(tb, p, &http.Server{ReadHeaderTimeout: ReadHeaderTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: 64 << 10})
+}
+
+func startProxyWith(tb testing.TB, p *Proxy, hs *http.Server) *liveProxy {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := p.NewServer(hs)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			srv.Close()
+		}
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			tb.Errorf("proxy server: %v", err)
+		}
+	})
+	return &liveProxy{URL: "http://" + ln.Addr().String(), srv: srv}
 }
 
 func deadUpstream(tb testing.TB) string {

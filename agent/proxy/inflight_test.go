@@ -46,7 +46,7 @@ func TestProxyInFlightTotalAndDuration(t *testing.T) {
 	p := New(&routes, Options{Log: zerolog.Nop(), OnRequest: func(challenge string, code int, took time.Duration) {
 		reports <- report{challenge, code, took}
 	}})
-	srv := testkit.Server(t, p)
+	srv := startProxy(t, p)
 	if n := p.InFlightTotal(); n != 0 {
 		t.Fatalf("InFlightTotal = %d before any request, want 0", n)
 	}

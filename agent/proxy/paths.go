@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -47,7 +48,13 @@ func writeJSONError(w http.ResponseWriter, status int, code, msg string, retryAf
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
+	_, _ = w.Write(errorJSON(code, msg))
+}
+
+func errorJSON(code, msg string) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(errorBody{Error: msg, Code: code})
+	return b.Bytes()
 }

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-
-	"berth/agent/challenge"
 )
 
 // Timeouts for the stable endpoint's client side. There is no limit on a
@@ -77,6 +75,8 @@ type Proxy struct {
 	onRequest func(challenge string, code int, took time.Duration)
 	reverse   *httputil.ReverseProxy
 	transport *fastTransport
+	rawPool   *fastTransport // kept upstream connections of the fast loop (Server)
+	buffers   *bufferPool
 	inflight  inflightCounts
 	// Client-side bounds, from Options.
 	bodyIdle, writeIdle time.Duration
@@ -139,7 +139,10 @@ func (c *inflightCounts) size() int {
 
 // CloseIdle drops idle keep-alive connections, so a drained container is
 // not kept busy by connections nobody uses.
-func (p *Proxy) CloseIdle() { p.transport.CloseIdleConnections() }
+func (p *Proxy) CloseIdle() {
+	p.transport.CloseIdleConnections()
+	p.rawPool.CloseIdleConnections()
+}
 
 // target is what ServeHTTP decided, handed to Rewrite and ErrorHandler.
 type target struct {
@@ -165,7 +168,11 @@ func New(routes Routes, opts Options) *Proxy {
 	}
 	fast := &fastTransport{next: transport, dial: transport.DialContext,
 		maxIdle: transport.MaxIdleConnsPerHost, idleTimeout: transport.IdleConnTimeout}
-	p := &Proxy{routes: routes, log: opts.Log, onRequest: opts.OnRequest, transport: fast,
+	// The fast loop's connections get deadlines the http.Transport path
+	// does not clear: they are pooled apart.
+	rawPool := &fastTransport{next: transport, dial: transport.DialContext,
+		maxIdle: transport.MaxIdleConnsPerHost, idleTimeout: transport.IdleConnTimeout}
+	p := &Proxy{routes: routes, log: opts.Log, onRequest: opts.OnRequest, transport: fast, rawPool: rawPool, buffers: &bufferPool{},
 		bodyIdle:     cmp.Or(opts.BodyIdleTimeout, DefaultBodyIdleTimeout),
 		writeIdle:    cmp.Or(opts.WriteIdleTimeout, DefaultWriteIdleTimeout),
 		retryMethods: opts.RetryMethods, retryWait: cmp.Or(opts.RetryWait, DefaultRetryWait), onUpstreamDown: opts.OnUpstreamDown}
@@ -179,17 +186,13 @@ func New(routes Routes, opts Options) *Proxy {
 		},
 		Transport:     failoverTransport{p},
 		FlushInterval: flushInterval,
-		BufferPool:    &bufferPool{},
+		BufferPool:    p.buffers,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
 				return // the client left
 			}
 			t, _ := r.Context().Value(targetKey{}).(target)
-			// Clients retrying fast against a dead upstream must not flood the log.
-			if now := time.Now().UnixNano(); now-p.lastErrLog.Load() > int64(time.Second) {
-				p.lastErrLog.Store(now)
-				p.log.Warn().Err(err).Str(challenge.FieldChallenge, t.challenge).Msg("proxy upstream error")
-			}
+			p.logUpstreamError(t.challenge, err)
 			writeJSONError(w, http.StatusBadGateway, "upstream_error", "challenge container did not answer", 0)
 		},
 	}

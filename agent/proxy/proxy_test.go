@@ -203,7 +203,7 @@ func testProxyStreams(t *testing.T, withMetrics bool) {
 	if withMetrics {
 		opts.OnRequest = func(string, int, time.Duration) {}
 	}
-	srv := testkit.Server(t, New(&routes, opts))
+	srv := startProxy(t, New(&routes, opts))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -271,7 +271,7 @@ func TestProxyOnRequest(t *testing.T) {
 	routes.put("down", "", "unhealthy")
 	var mu sync.Mutex
 	var got []string
-	srv := testkit.Server(t, New(&routes, Options{Log: zerolog.Nop(), OnRequest: func(challenge string, code int, _ time.Duration) {
+	srv := startProxy(t, New(&routes, Options{Log: zerolog.Nop(), OnRequest: func(challenge string, code int, _ time.Duration) {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, fmt.Sprintf("%s=%d", challenge, code))

@@ -73,7 +73,7 @@ func TestProxyReusesUpstreamConnections(t *testing.T) {
 	var routes routeTable
 	routes.put("c", up.URL, "healthy")
 	p := New(&routes, Options{Log: zerolog.Nop()})
-	srv := testkit.Server(t, p)
+	srv := startProxy(t, p)
 	c := keepAliveClient(t, clients)
 
 	var wg sync.WaitGroup
@@ -116,7 +116,7 @@ func BenchmarkProxyGet(b *testing.B) {
 	var routes routeTable
 	routes.put("c", up.URL, "healthy")
 	p := New(&routes, Options{Log: zerolog.Nop(), OnRequest: func(string, int, time.Duration) {}})
-	srv := testkit.Server(b, p)
+	srv := startProxy(b, p)
 	c := keepAliveClient(b, 64)
 	url := srv.URL + "/c/version"
 	b.ReportAllocs()

@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -22,7 +20,7 @@ import (
 func TestProxyInflightPrunedAtZero(t *testing.T) {
 	var routes routeTable
 	p := New(&routes, Options{Log: zerolog.Nop()})
-	srv := testkit.Server(t, p)
+	srv := startProxy(t, p)
 	for i := range 20 {
 		up := echoUpstream(t)
 		routes.put("web", up.URL, "healthy")
@@ -52,24 +50,8 @@ func serveProxy(tb testing.TB, routes Routes, to clientTimeouts) string {
 	tb.Helper()
 	p := New(routes, Options{Log: zerolog.Nop(), OnRequest: func(string, int, time.Duration) {},
 		BodyIdleTimeout: to.body, WriteIdleTimeout: to.write})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := &http.Server{Handler: p, ReadHeaderTimeout: to.header, IdleTimeout: IdleTimeout, MaxHeaderBytes: 64 << 10}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			srv.Close()
-		}
-		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
-			tb.Errorf("proxy server: %v", err)
-		}
-	})
-	return ln.Addr().String()
+	srv := startProxyWith(tb, p, &http.Server{ReadHeaderTimeout: to.header, IdleTimeout: IdleTimeout, MaxHeaderBytes: 64 << 10})
+	return strings.TrimPrefix(srv.URL, "http://")
 }
 
 // closedWithin reports whether the server ends conn within d (reading and

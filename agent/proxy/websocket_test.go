@@ -43,7 +43,7 @@ func TestWebSocketIsInFlightUntilClosedAndReportedAs101(t *testing.T) {
 	p := New(&routes, Options{Log: zerolog.Nop(), OnRequest: func(_ string, code int, took time.Duration) {
 		reports <- report{code, took}
 	}})
-	srv := testkit.Server(t, p)
+	srv := startProxy(t, p)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
