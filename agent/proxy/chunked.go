@@ -16,8 +16,9 @@ type chunkedFraming struct {
 type chunkState uint8
 
 const (
-	chunkSize     chunkState = iota // hex digits of a size line
-	chunkSizeTail                   // spaces or an extension, up to CR
+	chunkSize    chunkState = iota // hex digits of a size line
+	chunkSizeWS                    // spaces after the size
+	chunkSizeExt                   // an extension, up to CR
 	chunkSizeLF
 	chunkData
 	chunkDataCR
@@ -53,17 +54,29 @@ func (f *chunkedFraming) feed(b []byte) (int, bool, error) {
 			if f.digits == 0 || (c != ' ' && c != '\t' && c != ';' && c != '\r') {
 				return i, false, errBadChunk
 			}
-			f.state = chunkSizeTail
+			f.state = chunkSizeWS
 			continue
-		case chunkSizeTail:
+		case chunkSizeWS:
 			f.lineLen++
 			if f.lineLen > maxChunkLine {
 				return i, false, errBadChunk
 			}
+			switch c {
+			case ' ', '\t':
+			case ';':
+				f.state = chunkSizeExt
+			case '\r':
+				f.state = chunkSizeLF
+			default:
+				return i, false, errBadChunk
+			}
+		case chunkSizeExt:
+			f.lineLen++
+			if f.lineLen > maxChunkLine || c == '\n' {
+				return i, false, errBadChunk
+			}
 			if c == '\r' {
 				f.state = chunkSizeLF
-			} else if c == '\n' {
-				return i, false, errBadChunk
 			}
 		case chunkSizeLF:
 			if c != '\n' {
