@@ -201,6 +201,9 @@ func (c *fastClient) route(name, rest string, rt Route, known bool) (int, bool) 
 	c.p.inflight.add(upstream, 1)
 	res := c.attempt(host, rest)
 	c.p.inflight.add(upstream, -1)
+	if errors.Is(res.err, errClientGone) && !res.started {
+		return StatusClientClosedRequest, false
+	}
 	if res.err == nil || res.started || errors.Is(res.err, errClientGone) {
 		return res.code, res.err == nil && res.keep
 	}

@@ -93,36 +93,50 @@ func TestProxyDropsConnectionsTheChallengeCloses(t *testing.T) {
 	}
 }
 
-// A GET whose client leaves cuts the upstream exchange too, and is not an
-// upstream error.
+// A GET whose client leaves cuts the upstream exchange too, is not an
+// upstream error, and is counted as 499.
 func TestProxyClientLeavingCutsTheUpstreamRequest(t *testing.T) {
-	arrived, upstreamSawEnd := make(chan struct{}), make(chan struct{})
-	up := testkit.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(arrived)
-		<-r.Context().Done()
-		close(upstreamSawEnd)
-	}))
-	var routes routeTable
-	routes.put("c", up.URL, "healthy")
-	var logs lockedBuffer
-	srv := newProxyServer(t, &routes, zerolog.New(&logs))
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		<-arrived
-		cancel()
-	}()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/c/slow", nil)
-	if resp, err := http.DefaultClient.Do(req); err == nil {
-		resp.Body.Close()
-		t.Fatal("the request succeeded although its client left")
-	}
-	select {
-	case <-upstreamSawEnd:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the upstream request went on after the client left")
-	}
-	if s := logs.String(); s != "" {
-		t.Fatalf("a client leaving was logged: %s", s)
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		t.Run(method, func(t *testing.T) {
+			arrived, upstreamSawEnd := make(chan struct{}), make(chan struct{})
+			up := testkit.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				close(arrived)
+				<-r.Context().Done()
+				close(upstreamSawEnd)
+			}))
+			var routes routeTable
+			routes.put("c", up.URL, "healthy")
+			var logs lockedBuffer
+			codes := make(chan int, 1)
+			srv := startProxy(t, New(&routes, Options{Log: zerolog.New(&logs),
+				OnRequest: func(_ string, code int, _ time.Duration) { codes <- code }}))
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				<-arrived
+				cancel()
+			}()
+			req, _ := http.NewRequestWithContext(ctx, method, srv.URL+"/c/slow", nil)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+				t.Fatal("the request succeeded although its client left")
+			}
+			select {
+			case <-upstreamSawEnd:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the upstream request went on after the client left")
+			}
+			select {
+			case code := <-codes:
+				if code != StatusClientClosedRequest {
+					t.Fatalf("counted as %d, want %d", code, StatusClientClosedRequest)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the request was never counted")
+			}
+			if s := logs.String(); s != "" {
+				t.Fatalf("a client leaving was logged: %s", s)
+			}
+		})
 	}
 }
 

@@ -28,6 +28,10 @@ const (
 	DefaultWriteIdleTimeout = time.Minute
 )
 
+// StatusClientClosedRequest is the code counted for a request whose client
+// left before any answer (nginx's 499); nothing is sent.
+const StatusClientClosedRequest = 499
+
 // Route is what the proxy knows of one challenge when a request arrives.
 type Route struct {
 	Name     string
@@ -189,6 +193,9 @@ func New(routes Routes, opts Options) *Proxy {
 		BufferPool:    p.buffers,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
+				if rec, ok := w.(*statusRecorder); ok && !rec.wroteHeader {
+					rec.code = StatusClientClosedRequest
+				}
 				return // the client left
 			}
 			t, _ := r.Context().Value(targetKey{}).(target)
