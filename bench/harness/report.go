@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -241,7 +242,7 @@ func report(r *results) string {
 	w("\n### Checkpoint\n\n")
 	w("| source | challenges | events | write ms | verify ms | bytes |\n|---|---|---|---|---|---|\n")
 	if r.Checkpoint != nil {
-		w("| go benchmark | %v | %v | %s | %s | %v |\n", r.Checkpoint["challenges"], r.Checkpoint["events"], f1(r.Checkpoint, "write_ms"), f1(r.Checkpoint, "verify_ms"), r.Checkpoint["bytes"])
+		w("| go benchmark | %s | %s | %s | %s | %s |\n", plainNumber(r.Checkpoint["challenges"]), plainNumber(r.Checkpoint["events"]), f1(r.Checkpoint, "write_ms"), f1(r.Checkpoint, "verify_ms"), plainNumber(r.Checkpoint["bytes"]))
 	}
 	if c := r.CheckpointAPI; c != nil {
 		w("| live API (largest scale run) | %d | %d | %.1f | %.1f | %d |\n", c.Challenges, c.Events, c.WriteMS, c.VerifyMS, c.Bytes)
@@ -322,4 +323,13 @@ func missedWhy(r *results) []string {
 		}
 	}
 	return why
+}
+
+// plainNumber prints a figure without an exponent: a results file read
+// back for -render holds every number as a float64.
+func plainNumber(v any) string {
+	if f, ok := v.(float64); ok {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return fmt.Sprint(v)
 }
