@@ -183,3 +183,65 @@ func TestFailoverNeverAfterResponseBytes(t *testing.T) {
 		t.Fatalf("the standby got %d requests after response bytes went out", hits.Load())
 	}
 }
+
+// A GET already sent to a container that then dies without answering (its
+// connection just hangs, as through docker-proxy when the container's
+// network is gone) goes again to the promoted standby as soon as the
+// container is known down and the route has moved; a swap's old container
+// keeps the requests it has.
+func TestFastLoopAbandonsAnUpstreamGivenUpForDead(t *testing.T) {
+	for _, crashed := range []bool{true, false} {
+		t.Run(map[bool]string{true: "crash", false: "swap"}[crashed], func(t *testing.T) {
+			arrived := make(chan struct{}, 1)
+			release := make(chan struct{})
+			old := testkit.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				arrived <- struct{}{}
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+				_, _ = io.WriteString(w, "old")
+			}))
+			defer close(release)
+			standby := testkit.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.WriteString(w, "standby")
+			}))
+			routes := &routeTable{m: map[string]Route{"c": {Name: "c", Upstream: old.URL, Standby: standby.URL, Serving: true}}}
+			p := New(routes, Options{Log: zerolog.Nop(), RetryMethods: []string{http.MethodGet}})
+			srv := startProxy(t, p)
+			got := make(chan string, 1)
+			go func() {
+				c := &http.Client{Timeout: 5 * time.Second}
+				resp, err := c.Get(srv.URL + "/c/x")
+				if err != nil {
+					got <- err.Error()
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				got <- string(b)
+			}()
+			<-arrived
+			if crashed {
+				p.upstreamFailed("c", old.URL) // another request met a reset
+			}
+			routes.mu.Lock()
+			routes.m["c"] = Route{Name: "c", Upstream: standby.URL, Serving: true}
+			routes.mu.Unlock()
+			select {
+			case body := <-got:
+				if !crashed || body != "standby" {
+					t.Fatalf("answer %q (crashed %v)", body, crashed)
+				}
+			case <-time.After(time.Second):
+				if crashed {
+					t.Fatal("the GET stayed on a container given up for dead")
+				}
+				release <- struct{}{}
+				if body := <-got; body != "old" {
+					t.Fatalf("a request draining on a swap's old container got %q, want old", body)
+				}
+			}
+		})
+	}
+}

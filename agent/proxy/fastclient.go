@@ -30,6 +30,8 @@ type fastClient struct {
 	out      []byte       // the next write, to the upstream or the client
 	pending  bool         // out holds the end of the last response, not yet written
 	req      fastRequest  // the request being served
+	name     string       // its challenge
+	upstream string       // where the current attempt went
 	resp     fastResponse // its response head
 }
 
@@ -41,6 +43,9 @@ const (
 	// clientCheckEvery is how often a request waiting on the challenge
 	// looks whether its client left, which cuts the upstream exchange.
 	clientCheckEvery = 250 * time.Millisecond
+	// headCheckEvery is the same while no byte of the answer has come: it
+	// also looks whether the container was given up for dead (below).
+	headCheckEvery = 50 * time.Millisecond
 	// maxResponseBodyAhead is how much of a response body is written with
 	// its head in one system call.
 	maxResponseBodyAhead = 16 << 10
@@ -51,6 +56,7 @@ var (
 	errClientGone   = errors.New("client left")
 	errHeadTooLarge = errors.New("request head larger than the fast loop takes")
 	errClosing      = errors.New("server closing")
+	errAbandoned    = errors.New("upstream given up for dead before it answered")
 	crlfcrlf        = []byte("\r\n\r\n")
 )
 
@@ -198,6 +204,7 @@ func (c *fastClient) route(name, rest string, rt Route, known bool) (int, bool) 
 	if !ok {
 		return c.writeError(http.StatusBadGateway, "upstream_error", "bad upstream address", 0)
 	}
+	c.name, c.upstream = name, upstream
 	c.p.inflight.add(upstream, 1)
 	res := c.attempt(host, rest)
 	c.p.inflight.add(upstream, -1)
@@ -212,6 +219,7 @@ func (c *fastClient) route(name, rest string, rt Route, known bool) (int, bool) 
 	if slices.Contains(c.p.retryMethods, string(c.req.bytes(c.req.method))) {
 		if next := c.p.nextUpstream(context.Background(), name, upstream); next != "" {
 			if nextHost, ok := upstreamHost(next); ok {
+				c.upstream = next
 				c.p.inflight.add(next, 1)
 				res = c.attempt(nextHost, rest)
 				c.p.inflight.add(next, -1)
@@ -254,7 +262,7 @@ func (c *fastClient) attempt(host, rest string) exchangeResult {
 			return res
 		}
 		uc.conn.Close()
-		if !reused || !res.noAnswer || res.started || errors.Is(res.err, errClientGone) {
+		if !reused || !res.noAnswer || res.started || errors.Is(res.err, errClientGone) || errors.Is(res.err, errAbandoned) {
 			return res
 		}
 	}
@@ -274,7 +282,7 @@ func (c *fastClient) exchange(uc *fastConn, host, rest string) exchangeResult {
 	bufp := c.p.buffers.Get()
 	buf := bufp
 	defer func() { c.p.buffers.Put(bufp) }()
-	_ = uc.conn.SetReadDeadline(time.Now().Add(clientCheckEvery))
+	_ = uc.conn.SetReadDeadline(time.Now().Add(headCheckEvery))
 	n, err := c.sendRequest(uc, buf)
 	if err != nil {
 		return exchangeResult{noAnswer: true, err: err}
@@ -367,7 +375,7 @@ func (c *fastClient) forwardBody(uc *fastConn, host string, buf []byte, n, headL
 		if done {
 			break
 		}
-		m, err := c.readUpstream(uc, buf)
+		m, err := c.readUpstream(uc, buf, false)
 		if err != nil {
 			if untilClose && errors.Is(err, errUpstreamEOF) {
 				break
@@ -407,7 +415,7 @@ func (c *fastClient) readResponseHead(uc *fastConn, buf []byte, n int) ([]byte, 
 			}
 			buf = append(buf[:n:n], make([]byte, min(len(buf), maxResponseHeaderBytes-len(buf)))...)
 		}
-		m, err := c.readUpstream(uc, buf[n:])
+		m, err := c.readUpstream(uc, buf[n:], n == 0)
 		if err != nil {
 			return buf, n, 0, err
 		}
@@ -429,17 +437,13 @@ func (c *fastClient) sendRequest(uc *fastConn, buf []byte) (int, error) {
 		if err := uc.raw.Write(c.out[written:], 0); err != nil {
 			return 0, err
 		}
-		return c.readUpstream(uc, buf)
+		return c.readUpstream(uc, buf, true)
 	}
 	if err == nil {
 		return n, nil
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		if c.io.peekClosed() {
-			return 0, errClientGone
-		}
-		_ = uc.conn.SetReadDeadline(time.Now().Add(clientCheckEvery))
-		return c.readUpstream(uc, buf)
+		return c.readUpstream(uc, buf, true)
 	}
 	if errors.Is(err, io.EOF) {
 		return 0, errUpstreamEOF
@@ -447,10 +451,25 @@ func (c *fastClient) sendRequest(uc *fastConn, buf []byte) (int, error) {
 	return 0, err
 }
 
-// readUpstream reads what the challenge sent, looking every
-// clientCheckEvery whether the client is still there.
-func (c *fastClient) readUpstream(uc *fastConn, b []byte) (int, error) {
-	for {
+// readUpstream reads what the challenge sent, looking now and then whether
+// the client is still there and, before the answer's first byte, whether
+// the container was given up for dead. The deadline of the first wait is
+// already set.
+func (c *fastClient) readUpstream(uc *fastConn, b []byte, beforeAnswer bool) (int, error) {
+	for waited := false; ; waited = true {
+		if waited {
+			if c.io.peekClosed() {
+				return 0, errClientGone
+			}
+			if beforeAnswer && c.abandoned() {
+				return 0, errAbandoned
+			}
+			every := clientCheckEvery
+			if beforeAnswer {
+				every = headCheckEvery
+			}
+			_ = uc.conn.SetReadDeadline(time.Now().Add(every))
+		}
 		m, err := uc.raw.Read(b)
 		if err == nil {
 			return m, nil
@@ -461,11 +480,20 @@ func (c *fastClient) readUpstream(uc *fastConn, b []byte) (int, error) {
 			}
 			return 0, err
 		}
-		if c.io.peekClosed() {
-			return 0, errClientGone
-		}
-		_ = uc.conn.SetReadDeadline(time.Now().Add(clientCheckEvery))
 	}
+}
+
+// abandoned says whether the current attempt's container failed a
+// connection and its challenge routes elsewhere since (a standby was
+// promoted, or a new container serves): a request still waiting for its
+// answer there goes again. A swap's old container is never marked down,
+// so requests draining on it are left alone.
+func (c *fastClient) abandoned() bool {
+	if !c.p.down.is(c.upstream, time.Now()) {
+		return false
+	}
+	rt, ok := c.p.routes.Route(c.name)
+	return !ok || (rt.Upstream != c.upstream && rt.Standby != c.upstream)
 }
 
 // buildRequest puts the outbound request head in out: the client's
