@@ -23,29 +23,10 @@ import (
 // idle timeout does: every kept connection is stale when next used.
 func oneShotUpstream(tb testing.TB) (string, *atomic.Int64) {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	var accepted atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			go func() {
-				defer c.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
-					return
-				}
-				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
-			}()
-		}
-	}()
-	return "http://" + ln.Addr().String(), &accepted
+	return scriptedUpstream(tb, func(_ *http.Request, w io.Writer) bool {
+		_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+		return false
+	})
 }
 
 // A kept connection the challenge closed is not an error for the client:
