@@ -61,6 +61,10 @@ const (
 	chaosSettle     = 45 * time.Second
 	chaosKeepSlack  = 8 * time.Second
 	chaosPollPeriod = 25 * time.Millisecond
+	// chaosConverge is how long after settling berth may take to reach the
+	// container invariants: its restart's clean-up (stop_timeout) and a new
+	// standby's start.
+	chaosConverge = 10 * time.Second
 )
 
 var chaosGoodVersions = []string{chaosGood1, chaosGood2, chaosGood3}
@@ -86,10 +90,17 @@ func chaosChallengeYAML(name, image, gen string) string {
 
 // chaosStandby names the challenge that runs with a warm standby (besides
 // its serving container one more may run, the one the API names as
-// standby); empty runs none. With a standby under berth's SIGKILLs a second
-// running container is still seen now and then (about one iteration in
-// ten), so the default run has none until that is settled.
-var chaosStandby = os.Getenv("CHAOS_STANDBY")
+// standby): c3 unless CHAOS_STANDBY names another; "none" runs none.
+var chaosStandby = func() string {
+	switch v := os.Getenv("CHAOS_STANDBY"); v {
+	case "":
+		return "c3"
+	case "none":
+		return ""
+	default:
+		return v
+	}
+}()
 
 // chaosSample is what the monitor last saw of one challenge.
 type chaosSample struct {
@@ -796,13 +807,35 @@ func (r *chaosRig) containers() []chaosContainer {
 }
 
 // checkContainers: exactly one running container per challenge, the one the
-// API names; any other container is a kept previous (stopped) within
-// keep_previous; no running container older than orphan_grace is unaccounted.
+// API names, besides the standby the API names; any other container is a
+// kept previous (stopped) within keep_previous; no running container older
+// than orphan_grace is unaccounted. Berth gets chaosConverge after settling
+// to finish what a restart left it (a standby claimed a moment after the
+// serving container is adopted, a standby of the other family still
+// stopping after a swap ends): only what still holds then is a violation.
 func (r *chaosRig) checkContainers(iter int) {
+	deadline := time.Now().Add(chaosConverge)
+	for {
+		found, stale := r.containerFindings()
+		if len(found) == 0 || time.Now().After(deadline) {
+			for _, f := range found {
+				r.violate(iter, "%s", f)
+			}
+			for _, id := range stale {
+				r.stale[id] = true
+			}
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// containerFindings is one look at the containers: what breaks the
+// invariants, and the containers whose finding is reported only once.
+func (r *chaosRig) containerFindings() (found, stale []string) {
 	views, err := r.list()
 	if err != nil {
-		r.violate(iter, "list challenges: %v", err)
-		return
+		return []string{fmt.Sprintf("list challenges: %v", err)}, nil
 	}
 	serving := map[string]chaosView{}
 	for _, v := range views {
@@ -821,23 +854,23 @@ func (r *chaosRig) checkContainers(iter int) {
 		case c.State.Running && known && c.ID == v.ContainerID:
 			running[name] = append(running[name], c.ID)
 			if lv := c.Config.Labels["io.berth.version"]; lv != v.Version {
-				r.violate(iter, "%s: API version %s but the serving container %s is labelled %s", name, v.Version, desc, lv)
+				found = append(found, fmt.Sprintf("%s: API version %s but the serving container %s is labelled %s", name, v.Version, desc, lv))
 			}
 		case c.State.Running && known && c.ID == v.StandbyID:
 			if name != chaosStandby {
-				r.violate(iter, "%s has a standby %s without standby: true", name, desc)
+				found = append(found, fmt.Sprintf("%s has a standby %s without standby: true", name, desc))
 			}
 		case c.State.Running:
 			running[name] = append(running[name], c.ID)
 			if age := now.Sub(c.Created); age > chaosOrphan+3*time.Second {
-				r.violate(iter, "unaccounted running container %s, created %s ago, while the API says %s serves %.12s",
-					desc, age.Round(time.Second), name, v.ContainerID)
+				found = append(found, fmt.Sprintf("unaccounted running container %s, created %s ago, while the API says %s serves %.12s and its standby is %.12s",
+					desc, age.Round(time.Second), name, v.ContainerID, v.StandbyID))
 			}
 		case c.State.FinishedAt.IsZero():
 			// Created and never started: a swap's new container cut short.
 			if age := now.Sub(c.Created); age > chaosOrphan+3*time.Second && !r.stale[c.ID] {
-				r.stale[c.ID] = true
-				r.violate(iter, "%s: unaccounted container %s created %s ago and never started", name, desc, age.Round(time.Second))
+				stale = append(stale, c.ID)
+				found = append(found, fmt.Sprintf("%s: unaccounted container %s created %s ago and never started", name, desc, age.Round(time.Second)))
 			}
 		default:
 			// A stopped container that is not serving: only a kept previous
@@ -845,17 +878,21 @@ func (r *chaosRig) checkContainers(iter int) {
 			// chaosKeepSlack of its own uptime past that deadline to remove it.
 			deadline := c.State.FinishedAt.Add(chaosKeep)
 			if up := r.uptimeSince(deadline, now); up > chaosKeepSlack && !r.stale[c.ID] {
-				r.stale[c.ID] = true
-				r.violate(iter, "%s: stopped container %s still present %s after it stopped (keep_previous %s; berth has been up %s since the deadline, restarted %s ago)",
-					name, desc, now.Sub(c.State.FinishedAt).Round(time.Second), chaosKeep, up.Round(time.Second), now.Sub(started).Round(time.Second))
+				stale = append(stale, c.ID)
+				found = append(found, fmt.Sprintf("%s: stopped container %s still present %s after it stopped (keep_previous %s; berth has been up %s since the deadline, restarted %s ago)",
+					name, desc, now.Sub(c.State.FinishedAt).Round(time.Second), chaosKeep, up.Round(time.Second), now.Sub(started).Round(time.Second)))
 			}
 		}
 	}
 	for _, name := range r.names {
 		if n := len(running[name]); n != 1 {
-			r.violate(iter, "%s: %d running containers, want exactly 1 (%v)", name, n, running[name])
+			found = append(found, fmt.Sprintf("%s: %d running containers besides its standby, want exactly 1 (%v)", name, n, running[name]))
+		}
+		if name == chaosStandby && serving[name].StandbyID == "" {
+			found = append(found, fmt.Sprintf("%s: standby: true but the API names no standby", name))
 		}
 	}
+	return found, stale
 }
 
 // uptimeSince is how long berth was up between from and now.

@@ -101,7 +101,7 @@ func TestStandbyTakesOverWithoutFailedRequests(t *testing.T) {
 }
 
 // berth restarting adopts the active container and its standby, restarting
-// neither.
+// neither; when the active one died while berth was down, the standby serves.
 func TestStandbyReadoptedAfterBerthRestart(t *testing.T) {
 	testenv.RequireDocker(t)
 	reg := testenv.StartRegistry(t)
@@ -138,4 +138,27 @@ func TestStandbyReadoptedAfterBerthRestart(t *testing.T) {
 	if code, _ := getBody(t, ra.proxy+"/sb/version"); code != http.StatusOK {
 		t.Errorf("endpoint after re-adoption: %d", code)
 	}
+
+	// The active container dies while berth is down: berth comes back
+	// serving from the standby, and the dead one returns as the standby.
+	ra.stop(t)
+	testenv.DockerKill(t, before.ContainerID)
+	ra = startAgent(t, cfg)
+	testenv.WaitFor(t, 30*time.Second, "the standby serving after the restart", func() (bool, error) {
+		v := standbyStatus(t, ra.api)
+		return v.ContainerID == before.StandbyContainerID && v.Health == "healthy", fmt.Errorf("%+v", v)
+	})
+	if n := countEventsOf(t, ra.api, "sb", "standby_promoted"); n != 1 {
+		t.Errorf("%d standby_promoted events, want 1", n)
+	}
+	if now := testenv.Docker(t, "inspect", "-f", "{{.State.StartedAt}}", before.StandbyContainerID); now != started[before.StandbyContainerID] {
+		t.Errorf("the standby was restarted to serve: started %s, now %s", started[before.StandbyContainerID], now)
+	}
+	if code, _ := getBody(t, ra.proxy+"/sb/version"); code != http.StatusOK {
+		t.Errorf("endpoint after the promotion: %d", code)
+	}
+	testenv.WaitFor(t, 30*time.Second, "the dead container back as the standby", func() (bool, error) {
+		v := standbyStatus(t, ra.api)
+		return v.StandbyContainerID == before.ContainerID, fmt.Errorf("%+v", v)
+	})
 }

@@ -3,7 +3,7 @@
 # (default 200) of random swaps, rollbacks, container kills and reloads, each
 # ending in a SIGKILL of berth and a restart, then the invariant checks.
 # CHAOS_SEED replays a run's random choices; CHAOS_LOG_DIR keeps berth's logs.
-# CHAOS_STANDBY=c3 runs that challenge with a warm standby.
+# c3 runs with a warm standby; CHAOS_STANDBY names another, or "none".
 # Extra arguments go to `go test` (e.g. -race).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -200,6 +200,9 @@ func (c *Owner) reuse(ctx context.Context, slot Slot) (bool, error) {
 		if in.OOMKilled {
 			ev.Type = EventOOMKilled
 		}
+		if c.promoteRecordedStandby(ctx, in, ev) {
+			return true, nil
+		}
 		c.persist(ev)
 	}
 	c.setLifecycle(Starting)
@@ -260,6 +263,11 @@ func (c *Owner) createAndStart(ctx context.Context, ref, tag, digest string) err
 // started records an instance that is now running and begins probing it;
 // its state is restored before it serves.
 func (c *Owner) started(ctx context.Context, in Instance, version, digest string) {
+	c.serveFrom(ctx, in, version, digest, Event{Type: EventStarted, ContainerID: in.ID, Message: "container started", To: in.Address})
+}
+
+// serveFrom makes the running instance in the active one, recording events.
+func (c *Owner) serveFrom(ctx context.Context, in Instance, version, digest string, events ...Event) {
 	c.current = &in
 	c.rec.Version = version
 	c.rec.Digest = digest
@@ -268,7 +276,7 @@ func (c *Owner) started(ctx context.Context, in Instance, version, digest string
 	c.lastErr = ""
 	c.tracker = NewHealthTracker(c.Clock.Now())
 	c.setLifecycle(Running)
-	c.persist(Event{Type: EventStarted, ContainerID: in.ID, Message: "container started", To: in.Address})
+	c.persist(events...)
 	c.armProbe(0)
 	c.armSnapshots(true)
 	c.beginRestore(ctx)

@@ -131,3 +131,38 @@ func TestScenarioStaleStandbyRemoved(t *testing.T) {
 		t.Fatalf("slots after the cleanup: %+v", r.Slots)
 	}
 }
+
+// An active container that died while berth was down is replaced at once by
+// the standby still running beside it, as if berth had seen the crash; the
+// dead one comes back as the next standby after the backoff.
+func TestScenarioStandbyServesWhenActiveDiedWhileBerthWasDown(t *testing.T) {
+	f := newFixture(t)
+	clk := scFakeClock(f)
+	v1 := newVersion(t)
+	f.rt.SetAddress("1.0.0", v1.srv.URL)
+	spec := testSpec()
+	spec.Standby = true
+	f.start(spec)
+	active := scWaitServing(t, f).ContainerID
+	standby := waitStandby(t, f, 1)
+	f.stop()
+	f.rt.Exit(active, 137, false)
+	f.start(spec)
+	eventually(t, 5*time.Second, func() bool { st := f.status(); return st.ContainerID == standby && st.Serving() },
+		"the standby does not serve after the restart: %+v", func() any { return f.status() })
+	if n := f.rt.Count("start", active); n != 1 {
+		t.Fatalf("the dead container was started again (%d starts) instead of the standby serving", n)
+	}
+	st := f.status()
+	if st.Slot != "as" || st.Restarts != 1 {
+		t.Fatalf("after the promotion: %+v", st)
+	}
+	if ev := scWaitEvent(t, f.store, EventStandbyPromoted, 1); ev.ContainerID != standby || ev.From != ShortID(active) {
+		t.Fatalf("standby_promoted %+v", ev)
+	}
+	scAdvanceUntil(t, clk, 20*time.Millisecond, func() bool { return f.status().StandbyContainerID == active && f.status().StandbyUpstream != "" },
+		"the dead container did not come back as the standby")
+	if st := f.status(); st.ContainerID != standby {
+		t.Fatalf("after the new standby: %+v", st)
+	}
+}

@@ -330,20 +330,53 @@ func (c *Owner) promoteStandby(failed *Instance, cause Event, before ...Event) b
 	c.rec.StartedAt = sb.in.StartedAt
 	c.rec.HealthySince = c.Clock.Now()
 	c.rec.Restarts++
-	d := DecideRestart(causeOf(cause.Type), c.spec.Restart, c.rec.RestartTimes, c.rec.RestartAttempt, c.Clock.Now(), c.Rand())
-	c.rec.RestartTimes, c.rec.RestartAttempt = d.Times, d.Attempt
-	events := append(before, cause, Event{Type: EventStandbyPromoted, ContainerID: sb.in.ID, From: ShortID(failed.ID), To: sb.in.Address,
-		Message: fmt.Sprintf("standby %s promoted; %s restarts as the next standby", ShortID(sb.in.ID), ShortID(failed.ID))})
-	if d.Action == GiveUp {
-		events = append(events, Event{Type: EventGaveUp, Message: fmt.Sprintf("%d restarts within %s; no new standby until restarted by an operator", len(d.Times), c.spec.Restart.Window)})
-		c.standbyGaveUp = true
-	} else {
-		c.rearm(&c.standbyTimer, d.Delay)
-	}
+	events := append(append(before, cause, promotedEvent(sb.in, failed)), c.nextStandbyAfter(cause)...)
 	c.Observer.Restarted(c.spec.Name, cause.Type)
 	c.persist(events...)
 	c.armProbe(0)
 	return true
+}
+
+// promoteRecordedStandby serves from the standby recorded beside an active
+// instance that stopped while berth was not running, as berth would have
+// had it seen the exit; the stopped instance comes back as the next
+// standby. exit is the stopped instance's exit event. False when no
+// standby of the same version and spec runs there.
+func (c *Owner) promoteRecordedStandby(ctx context.Context, failed Instance, exit Event) bool {
+	slot := standbySlotOf(c.activeSlot())
+	rec, ok := c.rec.Slots[slot]
+	if !c.spec.Standby || !c.recovered || !ok || rec.ContainerID == "" || rec.SpecHash != c.hash ||
+		rec.Version != c.rec.Slots[c.activeSlot()].Version {
+		return false
+	}
+	in, err := c.Runtime.Inspect(ctx, rec.ContainerID)
+	if err != nil || !in.Running || in.SpecHash != c.hash || in.Version != rec.Version || in.ForeignVolume != "" {
+		return false
+	}
+	c.rec.ActiveSlot = slot
+	events := append([]Event{exit, promotedEvent(&in, &failed)}, c.nextStandbyAfter(exit)...)
+	c.Observer.Restarted(c.spec.Name, exit.Type)
+	c.serveFrom(ctx, in, rec.Version, rec.Digest, events...)
+	return true
+}
+
+func promotedEvent(standby, failed *Instance) Event {
+	return Event{Type: EventStandbyPromoted, ContainerID: standby.ID, From: ShortID(failed.ID), To: standby.Address,
+		Message: fmt.Sprintf("standby %s promoted; %s restarts as the next standby", ShortID(standby.ID), ShortID(failed.ID))}
+}
+
+// nextStandbyAfter arms the start of the next standby after a promotion
+// with the challenge's restart backoff for cause; at max_restarts it
+// returns the gave_up event instead.
+func (c *Owner) nextStandbyAfter(cause Event) []Event {
+	d := DecideRestart(causeOf(cause.Type), c.spec.Restart, c.rec.RestartTimes, c.rec.RestartAttempt, c.Clock.Now(), c.Rand())
+	c.rec.RestartTimes, c.rec.RestartAttempt = d.Times, d.Attempt
+	if d.Action == GiveUp {
+		c.standbyGaveUp = true
+		return []Event{{Type: EventGaveUp, Message: fmt.Sprintf("%d restarts within %s; no new standby until restarted by an operator", len(d.Times), c.spec.Restart.Window)}}
+	}
+	c.rearm(&c.standbyTimer, d.Delay)
+	return nil
 }
 
 // standbyDue starts the next standby after its backoff.
