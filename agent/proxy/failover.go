@@ -115,12 +115,7 @@ func (f failoverTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if !ok {
 		return resp, err
 	}
-	failed := t.url.String()
-	p.upstreamFailed(t.challenge, failed)
-	if !p.retryable(req) {
-		return nil, err
-	}
-	next := p.nextUpstream(req.Context(), t.challenge, failed)
+	next := p.failover(req.Context(), t.challenge, t.url.String(), p.retryable(req))
 	if next == "" {
 		return nil, err
 	}
@@ -138,6 +133,17 @@ func (f failoverTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	p.inflight.add(next, 1)
 	defer p.inflight.add(next, -1)
 	return p.transport.RoundTrip(retry)
+}
+
+// failover marks failed down for the challenge name and says where a
+// request that failed there before any response byte goes once more: ""
+// when it may not (retry false) or has nowhere to go in time.
+func (p *Proxy) failover(ctx context.Context, name, failed string, retry bool) string {
+	p.upstreamFailed(name, failed)
+	if !retry {
+		return ""
+	}
+	return p.nextUpstream(ctx, name, failed)
 }
 
 // nextUpstream is where a request that failed on failed goes again: the

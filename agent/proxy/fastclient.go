@@ -215,17 +215,15 @@ func (c *fastClient) route(name, rest string, rt Route, known bool) (int, bool) 
 		return res.code, res.err == nil && res.keep
 	}
 	// Nothing reached the client: the request may go once more.
-	c.p.upstreamFailed(name, upstream)
-	if slices.Contains(c.p.retryMethods, string(c.req.bytes(c.req.method))) {
-		if next := c.p.nextUpstream(context.Background(), name, upstream); next != "" {
-			if nextHost, ok := upstreamHost(next); ok {
-				c.upstream = next
-				c.p.inflight.add(next, 1)
-				res = c.attempt(nextHost, rest)
-				c.p.inflight.add(next, -1)
-				if res.err == nil || res.started || errors.Is(res.err, errClientGone) {
-					return res.code, res.err == nil && res.keep
-				}
+	retry := slices.Contains(c.p.retryMethods, string(c.req.bytes(c.req.method)))
+	if next := c.p.failover(context.Background(), name, upstream, retry); next != "" {
+		if nextHost, ok := upstreamHost(next); ok {
+			c.upstream = next
+			c.p.inflight.add(next, 1)
+			res = c.attempt(nextHost, rest)
+			c.p.inflight.add(next, -1)
+			if res.err == nil || res.started || errors.Is(res.err, errClientGone) {
+				return res.code, res.err == nil && res.keep
 			}
 		}
 	}

@@ -25,6 +25,7 @@ type fastTransport struct {
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
 	maxIdle     int           // per upstream host
 	idleTimeout time.Duration // a kept connection older than this is closed, not used
+	rawOnly     bool          // its connections carry only raw reads and writes: no bufio buffers
 
 	mu   sync.Mutex
 	idle map[string][]*fastConn // by host:port, most recently used last
@@ -216,6 +217,9 @@ func (t *fastTransport) get(ctx context.Context, host string) (*fastConn, bool, 
 	c, err := t.dial(ctx, "tcp", host)
 	if err != nil {
 		return nil, false, err
+	}
+	if t.rawOnly {
+		return &fastConn{conn: c}, false, nil
 	}
 	lr := &limitedReader{r: c, n: math.MaxInt64}
 	return &fastConn{conn: c, lr: lr, br: bufio.NewReader(lr), bw: bufio.NewWriter(c)}, false, nil

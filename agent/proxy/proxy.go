@@ -174,7 +174,7 @@ func New(routes Routes, opts Options) *Proxy {
 		maxIdle: transport.MaxIdleConnsPerHost, idleTimeout: transport.IdleConnTimeout}
 	// The fast loop's connections get deadlines the http.Transport path
 	// does not clear: they are pooled apart.
-	rawPool := &fastTransport{next: transport, dial: transport.DialContext,
+	rawPool := &fastTransport{next: transport, dial: transport.DialContext, rawOnly: true,
 		maxIdle: transport.MaxIdleConnsPerHost, idleTimeout: transport.IdleConnTimeout}
 	p := &Proxy{routes: routes, log: opts.Log, onRequest: opts.OnRequest, transport: fast, rawPool: rawPool, buffers: &bufferPool{},
 		bodyIdle:     cmp.Or(opts.BodyIdleTimeout, DefaultBodyIdleTimeout),

@@ -404,3 +404,29 @@ func TestFastLoopForwardsABodyThatArrivesAfterItsHead(t *testing.T) {
 		t.Fatalf("body %q", body)
 	}
 }
+
+// The loop's kept upstream connections carry no bufio buffers: it reads and
+// writes them raw, and each buffer would cost 4 KiB per kept connection.
+func TestFastLoopKeepsUpstreamConnectionsWithoutBuffers(t *testing.T) {
+	var routes routeTable
+	routes.put("c", echoUpstream(t).URL, "healthy")
+	p := New(&routes, Options{Log: zerolog.Nop()})
+	c := dialRaw(t, startProxy(t, p).URL)
+	if resp, _ := c.get("/c/", ""); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("GET: %d", resp.StatusCode)
+	}
+	p.rawPool.mu.Lock()
+	defer p.rawPool.mu.Unlock()
+	kept := 0
+	for _, cs := range p.rawPool.idle {
+		for _, fc := range cs {
+			kept++
+			if fc.br != nil || fc.bw != nil {
+				t.Error("a kept connection of the fast loop carries bufio buffers")
+			}
+		}
+	}
+	if kept != 1 {
+		t.Fatalf("%d kept upstream connections after one GET, want 1", kept)
+	}
+}
