@@ -3,6 +3,9 @@ package challenge
 import (
 	"testing"
 	"time"
+
+	"berth/configs"
+	"berth/supervisor"
 )
 
 // waitStandby waits for a ready standby and returns its container id.
@@ -14,18 +17,25 @@ func waitStandby(t *testing.T, f *fixture, n int) string {
 	return f.status().StandbyContainerID
 }
 
+// startWithStandby starts a challenge with standby: true on a fake clock
+// and returns its serving container and its ready standby.
+func startWithStandby(t *testing.T) (f *fixture, clk *supervisor.FakeClock, spec configs.Challenge, active, standby string) {
+	t.Helper()
+	f = newFixture(t)
+	clk = scFakeClock(f)
+	v1 := newVersion(t)
+	f.rt.SetAddress("1.0.0", v1.srv.URL)
+	spec = testSpec()
+	spec.Standby = true
+	f.start(spec)
+	active = scWaitServing(t, f).ContainerID
+	return f, clk, spec, active, waitStandby(t, f, 1)
+}
+
 // A crash of the active container promotes the ready standby at once; the
 // crashed one comes back as the next standby after the backoff.
 func TestScenarioStandbyPromotedOnCrash(t *testing.T) {
-	f := newFixture(t)
-	clk := scFakeClock(f)
-	v1 := newVersion(t)
-	f.rt.SetAddress("1.0.0", v1.srv.URL)
-	spec := testSpec()
-	spec.Standby = true
-	f.start(spec)
-	active := scWaitServing(t, f).ContainerID
-	standby := waitStandby(t, f, 1)
+	f, clk, _, active, standby := startWithStandby(t)
 	if sb, _ := f.rt.Get(standby); sb.Slot != "as" || !sb.Running || standby == active {
 		t.Fatalf("standby %+v", sb)
 	}
@@ -136,15 +146,7 @@ func TestScenarioStaleStandbyRemoved(t *testing.T) {
 // the standby still running beside it, as if berth had seen the crash; the
 // dead one comes back as the next standby after the backoff.
 func TestScenarioStandbyServesWhenActiveDiedWhileBerthWasDown(t *testing.T) {
-	f := newFixture(t)
-	clk := scFakeClock(f)
-	v1 := newVersion(t)
-	f.rt.SetAddress("1.0.0", v1.srv.URL)
-	spec := testSpec()
-	spec.Standby = true
-	f.start(spec)
-	active := scWaitServing(t, f).ContainerID
-	standby := waitStandby(t, f, 1)
+	f, clk, spec, active, standby := startWithStandby(t)
 	f.stop()
 	f.rt.Exit(active, 137, false)
 	f.start(spec)
