@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -222,7 +223,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	a.log.Info().Str("agent_id", a.cfg.Agent.ID).Str("api", a.APIAddr()).Str("proxy", a.ProxyAddr()).
-		Str("docker_host", a.engine.Host()).Int("challenges", len(a.cfg.Challenges)).Msg("berth starting")
+		Str("docker_host", a.engine.Host()).Int("challenges", len(a.cfg.Challenges)).Int("procs", runtime.GOMAXPROCS(0)).Msg("berth starting")
 
 	rootCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,9 +20,9 @@ import (
 // second through berth's stable endpoint and through nginx against the
 // same container served directly, measured with wrk in turns.
 type proxySpeed struct {
-	RPS        map[string]float64   `json:"proxy_rps"`          // berth, nginx, direct: median of the rounds
-	P99MS      map[string]float64   `json:"p99_ms"`             // berth, nginx, direct: median of the rounds
-	P99AddedMS map[string]float64   `json:"proxy_p99_added_ms"` // berth, nginx: p99 minus direct's p99, median of the rounds
+	RPS        map[string]float64   `json:"proxy_rps"`          // berth, nginx, nginx_one_worker, direct: median of the rounds
+	P99MS      map[string]float64   `json:"p99_ms"`             // the same targets: median of the rounds
+	P99AddedMS map[string]float64   `json:"proxy_p99_added_ms"` // the proxies: p99 minus direct's p99, median of the rounds
 	Samples    map[string][]wrkStat `json:"samples"`
 	Method     string               `json:"method"`
 }
@@ -85,16 +86,25 @@ func proxyBench(ctx context.Context, e *env, r *results, quick bool, fail func(s
 		fail("proxy: the challenge's upstream", fmt.Errorf("%v (upstream %q)", err, st.Upstream))
 		return
 	}
-	ng, err := startNginx(ctx, e, strings.TrimPrefix(st.Upstream, "http://"))
+	ng, err := startNginx(ctx, e, "auto", strings.TrimPrefix(st.Upstream, "http://"))
 	if err != nil {
 		fail("proxy: start nginx", err)
 		return
 	}
 	defer ng.stop()
+	// berth runs on half the CPUs (one thread here); nginx with one worker
+	// is the like-for-like figure beside Debian's default.
+	ng1, err := startNginx(ctx, e, "1", strings.TrimPrefix(st.Upstream, "http://"))
+	if err != nil {
+		fail("proxy: start nginx with one worker", err)
+		return
+	}
+	defer ng1.stop()
 	targets := []struct{ key, url string }{
 		{"direct", st.Upstream + "/version"},
 		{"nginx", ng.base + "/rps/version"},
 		{"berth", berthURL},
+		{"nginx_one_worker", ng1.base + "/rps/version"},
 	}
 	for _, t := range targets {
 		if err := waitOK(ctx, t.url, 10*time.Second); err != nil {
@@ -128,7 +138,7 @@ func proxyBench(ctx context.Context, e *env, r *results, quick bool, fail func(s
 			res.Samples[t.key] = append(res.Samples[t.key], s)
 			turn[t.key] = s
 		}
-		for _, k := range []string{"berth", "nginx"} {
+		for _, k := range []string{"berth", "nginx", "nginx_one_worker"} {
 			added[k] = append(added[k], round(turn[k].P99MS-turn["direct"].P99MS, 2))
 		}
 		logf("proxy round %d: %+v", i+1, res.Samples)
@@ -143,11 +153,11 @@ func proxyBench(ctx context.Context, e *env, r *results, quick bool, fail func(s
 	for k, v := range added {
 		res.P99AddedMS[k] = round(median(v), 2)
 	}
-	res.Method = fmt.Sprintf("wrk --latency -c %d -t %d -d %s GET /version of the test challenge, %d rounds, each round direct, nginx and berth in turn (the order rotated each round), each after a %s warm-up run; figures are medians of the rounds; "+
-		"direct: the container's published loopback port (berth's upstream for it); nginx: Debian's nginx (installed by the harness when missing), worker_processes auto, an upstream block with keepalive 64, proxy_http_version 1.1, "+
+	res.Method = fmt.Sprintf("wrk --latency -c %d -t %d -d %s GET /version of the test challenge, %d rounds, each round direct, nginx, berth and nginx with one worker in turn (the order rotated each round), each after a %s warm-up run; figures are medians of the rounds; "+
+		"direct: the container's published loopback port (berth's upstream for it); nginx: Debian's nginx (installed by the harness when missing), worker_processes auto (Debian's default; nginx_one_worker: 1), an upstream block with keepalive 64, proxy_http_version 1.1, "+
 		"the Connection header cleared, Host and X-Forwarded-For/-Proto set, /rps/ stripped like berth's /<challenge>/ prefix, access_log off (berth writes no access log either); "+
-		"berth: its stable endpoint /rps/version; p99 added = p99 of the proxy minus p99 of direct in the same round",
-		wrkConns, wrkThreads, dur, rounds, wrkWarmup)
+		"berth: its stable endpoint /rps/version, on its default of half the CPUs' threads (GOMAXPROCS %d here); p99 added = p99 of the proxy minus p99 of direct in the same round",
+		wrkConns, wrkThreads, dur, rounds, wrkWarmup, max(1, runtime.NumCPU()/2))
 	r.Proxy = res
 }
 
@@ -211,8 +221,8 @@ type nginxProc struct {
 
 // startNginx runs nginx as a reverse proxy to upstream (host:port) on a free
 // loopback port, with the configuration an operator would write for it.
-func startNginx(ctx context.Context, e *env, upstream string) (*nginxProc, error) {
-	dir := filepath.Join(e.workDir, "nginx")
+func startNginx(ctx context.Context, e *env, workers, upstream string) (*nginxProc, error) {
+	dir := filepath.Join(e.workDir, "nginx-"+workers)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -221,7 +231,7 @@ func startNginx(ctx context.Context, e *env, upstream string) (*nginxProc, error
 		return nil, err
 	}
 	conf := fmt.Sprintf(`daemon off;
-worker_processes auto;
+worker_processes %[4]s;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log warn;
 events { worker_connections 1024; }
@@ -248,7 +258,7 @@ http {
     }
   }
 }
-`, dir, upstream, port)
+`, dir, upstream, port, workers)
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return nil, err

@@ -177,8 +177,13 @@ func report(r *results) string {
 		w("| crash → serving again with its state, median ms | %.0f (kill: %.0f) | %.0f (serving, state lost) |\n", s.ServingMS["berth"], s.ServingMS["berth_docker_kill"], s.ServingMS["docker_restart_policy"])
 	}
 	if p := r.Proxy; p != nil {
-		w("| proxy_rps, req/s through the endpoint (direct: %.0f) | %.0f | %.0f (nginx, keepalive upstream) |\n", p.RPS["direct"], p.RPS["berth"], p.RPS["nginx"])
-		w("| proxy_p99_added_ms, p99 over direct's %.2f ms | %.2f | %.2f (nginx) |\n", p.P99MS["direct"], p.P99AddedMS["berth"], p.P99AddedMS["nginx"])
+		one, oneAdded := "", ""
+		if v, ok := p.RPS["nginx_one_worker"]; ok {
+			one = fmt.Sprintf("; %.0f (nginx with one worker)", v)
+			oneAdded = fmt.Sprintf("; %.2f (nginx, one worker)", p.P99AddedMS["nginx_one_worker"])
+		}
+		w("| proxy_rps, req/s through the endpoint (direct: %.0f) | %.0f | %.0f (nginx, keepalive upstream)%s |\n", p.RPS["direct"], p.RPS["berth"], p.RPS["nginx"], one)
+		w("| proxy_p99_added_ms, p99 over direct's %.2f ms | %.2f | %.2f (nginx)%s |\n", p.P99MS["direct"], p.P99AddedMS["berth"], p.P99AddedMS["nginx"], oneAdded)
 	}
 	w("\n### Samples\n\n")
 	if s, ok := r.CrashOutageMS["samples"].(map[string][]float64); ok {
@@ -194,7 +199,10 @@ func report(r *results) string {
 	}
 	if p := r.Proxy; p != nil {
 		w("- proxy req/s and p99 ms per round:")
-		for _, k := range []string{"berth", "nginx", "direct"} {
+		for _, k := range []string{"berth", "nginx", "nginx_one_worker", "direct"} {
+			if len(p.Samples[k]) == 0 {
+				continue // runs from before that target
+			}
 			w(" %s", k)
 			for _, s := range p.Samples[k] {
 				w(" %.0f/%.2f", s.RPS, s.P99MS)

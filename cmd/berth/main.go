@@ -290,6 +290,7 @@ func cmdRun(o runOptions, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "berth:", err)
 		return exitInvalid
 	}
+	setAgentProcs(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// From here on the logger reports errors, once: with its level (and its
