@@ -48,7 +48,7 @@ const (
 // proxyBench measures berth's stable endpoint, nginx as a reverse proxy with
 // a keepalive upstream, and the container directly.
 func proxyBench(ctx context.Context, e *env, r *results, quick bool, fail func(string, error)) {
-	rounds, dur := 3, 15*time.Second
+	rounds, dur := 5, 15*time.Second
 	if quick {
 		rounds, dur = 3, 10*time.Second
 	}
