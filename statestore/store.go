@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 )
@@ -36,9 +37,10 @@ type Store struct {
 	lastSeq atomic.Uint64
 
 	// state guards db against Close: operations hold it shared, Close exclusively.
-	state  sync.RWMutex
-	closed bool
-	db     *badger.DB
+	state    sync.RWMutex
+	closed   bool
+	db       *badger.DB
+	dbClosed chan error // the database's close result, once Close began it
 
 	subMu      sync.Mutex
 	subs       map[*Subscription]struct{}
@@ -113,8 +115,14 @@ func badgerOptions(dir string, inMemory bool) badger.Options {
 		WithIndexCacheSize(2 << 20)
 }
 
+// closeTimeout bounds Close: Badger retries a failing memtable flush every
+// second for ever (the data dir removed or unwritable under berth), and
+// berth must still exit.
+var closeTimeout = 30 * time.Second
+
 // Close closes all subscriptions and the database. It waits for in-flight
-// operations to finish. Calling Close again returns ErrClosed.
+// operations to finish, up to closeTimeout. Calling Close again returns
+// ErrClosed.
 func (s *Store) Close() error {
 	s.state.Lock()
 	defer s.state.Unlock()
@@ -123,11 +131,22 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.closeSubs()
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("close state store at %s: %w", s.dir, err)
+	s.dbClosed = make(chan error, 1)
+	go func() { s.dbClosed <- s.db.Close() }()
+	select {
+	case err := <-s.dbClosed:
+		s.dbClosed <- err // for waitClosed
+		if err != nil {
+			return fmt.Errorf("close state store at %s: %w", s.dir, err)
+		}
+		return nil
+	case <-time.After(closeTimeout):
+		return fmt.Errorf("close state store at %s: not closed after %s; is the data dir still there and writable?", s.dir, closeTimeout)
 	}
-	return nil
 }
+
+// waitClosed waits for the database's close begun by Close to end.
+func (s *Store) waitClosed() { <-s.dbClosed }
 
 // Check is a cheap health check: it runs one read transaction.
 func (s *Store) Check() error {

@@ -413,3 +413,32 @@ func TestCorruptRecord(t *testing.T) {
 		t.Fatalf("GetSpec(good): ok=%v err=%v", ok, err)
 	}
 }
+
+// Badger retries a failing memtable flush for ever; with the data dir gone
+// under berth, Close still returns, with an error that says so.
+func TestCloseReturnsWhenTheDataDirIsGone(t *testing.T) {
+	defer func(d time.Duration) { closeTimeout = d }(closeTimeout)
+	closeTimeout = 2 * time.Second
+	dir := filepath.Join(t.TempDir(), "data")
+	s := openStore(t, dir, Options{})
+	if _, err := s.AppendEvent(Event{Challenge: "web", Type: "started"}); err != nil {
+		t.Fatal(err)
+	}
+	moved := dir + ".moved"
+	if err := os.Rename(dir, moved); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	err := s.Close()
+	if err == nil || !strings.Contains(err.Error(), "not closed after") {
+		t.Fatalf("Close with the data dir gone: %v", err)
+	}
+	if took := time.Since(began); took > 10*time.Second {
+		t.Fatalf("Close took %s", took)
+	}
+	// Put back, Badger's next flush succeeds and its goroutines end.
+	if err := os.Rename(moved, dir); err != nil {
+		t.Fatal(err)
+	}
+	s.waitClosed()
+}
