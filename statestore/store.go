@@ -135,7 +135,6 @@ func (s *Store) Close() error {
 	go func() { s.dbClosed <- s.db.Close() }()
 	select {
 	case err := <-s.dbClosed:
-		s.dbClosed <- err // for waitClosed
 		if err != nil {
 			return fmt.Errorf("close state store at %s: %w", s.dir, err)
 		}
@@ -144,9 +143,6 @@ func (s *Store) Close() error {
 		return fmt.Errorf("close state store at %s: not closed after %s; is the data dir still there and writable?", s.dir, closeTimeout)
 	}
 }
-
-// waitClosed waits for the database's close begun by Close to end.
-func (s *Store) waitClosed() { <-s.dbClosed }
 
 // Check is a cheap health check: it runs one read transaction.
 func (s *Store) Check() error {

@@ -440,5 +440,7 @@ func TestCloseReturnsWhenTheDataDirIsGone(t *testing.T) {
 	if err := os.Rename(moved, dir); err != nil {
 		t.Fatal(err)
 	}
-	s.waitClosed()
+	if err := <-s.dbClosed; err != nil {
+		t.Errorf("Badger's close, once the dir was back: %v", err)
+	}
 }

@@ -69,14 +69,24 @@ func (c *Owner) standbyLater(msg string, err error, fields ...Field) {
 // when berth restarted while no new one may start (a swap runs, the active
 // instance is not healthy yet): it stays claimed and visible meanwhile.
 func (c *Owner) adoptRecordedStandby(ctx context.Context, slot string) {
-	rec, ok := c.rec.Slots[slot]
-	if !ok || rec.ContainerID == "" || !c.spec.Standby || c.current == nil || !c.recovered {
+	if !c.spec.Standby || c.current == nil || !c.recovered {
 		return
 	}
-	in, err := c.Runtime.Inspect(ctx, rec.ContainerID)
-	if err == nil && in.Running && in.SpecHash == rec.SpecHash && in.Version == rec.Version {
+	if in, _, ok := c.recordedStandby(ctx, slot); ok {
 		c.standbyIs(in, "standby container running")
 	}
+}
+
+// recordedStandby is the instance recorded in slot when it runs with the
+// spec and version its record names.
+func (c *Owner) recordedStandby(ctx context.Context, slot string) (Instance, Slot, bool) {
+	rec, ok := c.rec.Slots[slot]
+	if !ok || rec.ContainerID == "" {
+		return Instance{}, rec, false
+	}
+	in, err := c.Runtime.Inspect(ctx, rec.ContainerID)
+	ok = err == nil && in.Running && in.SpecHash == rec.SpecHash && in.Version == rec.Version
+	return in, rec, ok
 }
 
 // removeStaleStandbys removes recorded instances no role claims any more:
@@ -343,14 +353,12 @@ func (c *Owner) promoteStandby(failed *Instance, cause Event, before ...Event) b
 // standby. exit is the stopped instance's exit event. False when no
 // standby of the same version and spec runs there.
 func (c *Owner) promoteRecordedStandby(ctx context.Context, failed Instance, exit Event) bool {
-	slot := standbySlotOf(c.activeSlot())
-	rec, ok := c.rec.Slots[slot]
-	if !c.spec.Standby || !c.recovered || !ok || rec.ContainerID == "" || rec.SpecHash != c.hash ||
-		rec.Version != c.rec.Slots[c.activeSlot()].Version {
+	if !c.spec.Standby || !c.recovered {
 		return false
 	}
-	in, err := c.Runtime.Inspect(ctx, rec.ContainerID)
-	if err != nil || !in.Running || in.SpecHash != c.hash || in.Version != rec.Version || in.ForeignVolume != "" {
+	slot := standbySlotOf(c.activeSlot())
+	in, rec, ok := c.recordedStandby(ctx, slot)
+	if !ok || rec.SpecHash != c.hash || rec.Version != c.rec.Slots[c.activeSlot()].Version || in.ForeignVolume != "" {
 		return false
 	}
 	c.rec.ActiveSlot = slot
